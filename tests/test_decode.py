@@ -1,0 +1,167 @@
+"""Specification of solutions.decode: greedy decoding and CTC prefix beam search.
+
+The reference for beam search is brute force: on tiny problems (T <= 7, C <= 4) every one of the
+C^T paths is enumerated and its probability added to its labelling. All scores are float64 sums of
+at most a few thousand terms, so they agree with the exact value to 1e-9.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from solutions.ctc import ctc_collapse, ctc_loss
+from solutions.decode import greedy_decode, prefix_beam_search
+
+TOL = 1e-9
+UNBOUNDED = 10**9  # wider than the number of prefixes of any problem here
+
+
+def log_softmax(u: np.ndarray) -> np.ndarray:
+    m = u.max(axis=-1, keepdims=True)
+    return u - m - np.log(np.exp(u - m).sum(axis=-1, keepdims=True))
+
+
+def labelling_probabilities(log_probs: np.ndarray, blank: int) -> dict[tuple, float]:
+    """p(l | x) of every labelling l, by summing over all C^T paths."""
+    T, C = log_probs.shape
+    probs: dict[tuple, float] = {}
+    for path in itertools.product(range(C), repeat=T):
+        labelling = tuple(ctc_collapse(path, blank))
+        p = math.exp(log_probs[np.arange(T), list(path)].sum())
+        probs[labelling] = probs.get(labelling, 0.0) + p
+    return probs
+
+
+def tiny_problems(count: int):
+    rng = np.random.default_rng(2024)
+    for _ in range(count):
+        T = int(rng.integers(1, 8))
+        C = int(rng.integers(2, 5))
+        blank = int(rng.choice([0, C - 1]))
+        # Scale 2 makes frames fairly peaky, so the best labelling and best path often differ.
+        yield log_softmax(rng.normal(scale=2.0, size=(T, C))), blank
+
+
+def test_greedy_decode_collapses_the_argmax_path():
+    rng = np.random.default_rng(0)
+    for blank in (0, 4):
+        log_probs = log_softmax(rng.normal(scale=3.0, size=(40, 5)))
+        expected = ctc_collapse(np.argmax(log_probs, axis=1), blank)
+        assert greedy_decode(log_probs, blank) == expected
+    crafted = np.log(np.array([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1], [0.8, 0.1, 0.1], [0.2, 0.7, 0.1]]))
+    assert greedy_decode(crafted) == [1, 1]
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_unbounded_prefix_beam_search_is_exact(case):
+    log_probs, blank = list(tiny_problems(12))[case]
+    probs = labelling_probabilities(log_probs, blank)
+    result = prefix_beam_search(log_probs, beam_width=UNBOUNDED, blank=blank)
+    assert tuple(result[0][0]) == max(probs, key=probs.get)
+    # Every labelling of non-zero probability is found, each with its exact total probability.
+    assert {tuple(l) for l, _ in result} == set(probs)
+    for labelling, score in result:
+        assert abs(score - math.log(probs[tuple(labelling)])) < TOL
+        assert abs(score + ctc_loss(log_probs, labelling, blank)) < TOL
+    assert [s for _, s in result] == sorted((s for _, s in result), reverse=True)
+
+
+def test_prefix_beam_search_beats_greedy_when_paths_split_the_mass():
+    # Three frames of p(blank) = 0.6, p(1) = 0.4: the best path is all blanks (0.216), but the
+    # six paths with one run of 1s all map to [1]: 3 * 0.4 * 0.36 + 2 * 0.16 * 0.6 + 0.064 = 0.688.
+    log_probs = log_softmax(np.log(np.tile([0.6, 0.4, 1e-300], (3, 1))))
+    assert greedy_decode(log_probs) == []
+    best, score = prefix_beam_search(log_probs, beam_width=4)[0]
+    assert best == [1]
+    assert abs(score - math.log(0.688)) < 1e-9
+
+
+def test_narrow_beam_scores_are_lower_bounds_of_the_true_probability():
+    rng = np.random.default_rng(5)
+    log_probs = log_softmax(rng.normal(size=(30, 6)))
+    result = prefix_beam_search(log_probs, beam_width=3)
+    assert 1 <= len(result) <= 3
+    for labelling, score in result:
+        assert score <= -ctc_loss(log_probs, labelling) + TOL
+
+
+def test_label_pruning_keeps_results_on_peaky_posteriors():
+    rng = np.random.default_rng(6)
+    peaky = log_softmax(rng.normal(scale=6.0, size=(60, 8)))
+    exact = prefix_beam_search(peaky, beam_width=10)
+    pruned = prefix_beam_search(peaky, beam_width=10, label_min_logp=-20.0)
+    assert pruned[0][0] == exact[0][0]
+    assert abs(pruned[0][1] - exact[0][1]) < 1e-6
+
+
+def bigram_lm(table: dict[tuple[int, int], float], default: float):
+    """A toy bigram model: log p(next | previous label), ``previous`` = -1 at the start."""
+
+    def lm(prefix: tuple, next_label: int) -> float:
+        previous = prefix[-1] if prefix else -1
+        return table.get((previous, next_label), default)
+
+    return lm
+
+
+def crafted_lm_example():
+    # Frame 1 is ambiguous between labels 2 and 3, acoustics slightly favour 2: "12" beats "13".
+    probs = np.array(
+        [
+            [0.05, 0.90, 0.025, 0.025],
+            [0.05, 0.05, 0.47, 0.43],
+            [0.90, 0.04, 0.03, 0.03],
+        ]
+    )
+    return np.log(probs)
+
+
+def test_language_model_changes_the_decision():
+    log_probs = crafted_lm_example()
+    acoustic = prefix_beam_search(log_probs, beam_width=8)
+    assert acoustic[0][0] == [1, 2]
+    lm = bigram_lm({(-1, 1): math.log(0.9), (1, 3): math.log(0.9), (1, 2): math.log(0.05)}, -3.0)
+    rescored = prefix_beam_search(log_probs, beam_width=8, lm=lm, alpha=1.0, beta=0.5)
+    assert rescored[0][0] == [1, 3]
+    # The score is the ranking score: acoustic + alpha * LM + beta * length (exact beam here).
+    expected = -ctc_loss(log_probs, [1, 3]) + math.log(0.9) + math.log(0.9) + 2 * 0.5
+    assert abs(rescored[0][1] - expected) < TOL
+
+
+def test_language_model_with_zero_weights_changes_nothing():
+    log_probs = crafted_lm_example()
+    lm = bigram_lm({(1, 3): 0.0}, -5.0)
+    plain = prefix_beam_search(log_probs, beam_width=8)
+    weighted = prefix_beam_search(log_probs, beam_width=8, lm=lm, alpha=0.0, beta=0.0)
+    assert [l for l, _ in weighted] == [l for l, _ in plain]
+    np.testing.assert_allclose([s for _, s in weighted], [s for _, s in plain], rtol=0, atol=TOL)
+
+
+def test_language_model_is_called_with_prefix_tuples():
+    calls = []
+
+    def lm(prefix, next_label):
+        calls.append((prefix, next_label))
+        return -1.0
+
+    prefix_beam_search(crafted_lm_example(), beam_width=4, lm=lm)
+    assert calls and all(isinstance(p, tuple) and isinstance(c, int) for p, c in calls)
+    assert len(calls) == len(set(calls))  # each extended prefix is scored once
+
+
+@pytest.mark.parametrize("beam_width", [0, -3, 2.5, True])
+def test_bad_beam_width_raises_value_error(beam_width):
+    with pytest.raises(ValueError, match="beam_width"):
+        prefix_beam_search(crafted_lm_example(), beam_width=beam_width)
+
+
+@pytest.mark.parametrize("fn", [greedy_decode, prefix_beam_search])
+def test_decoders_reject_rows_that_are_not_log_probabilities(fn):
+    with pytest.raises(ValueError, match="logsumexp"):
+        fn(np.zeros((3, 4)))
+    with pytest.raises(ValueError, match="blank"):
+        fn(crafted_lm_example(), blank=4)
