@@ -34,6 +34,8 @@ once with numpy, so the Python work per frame is proportional to the beam, not t
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -80,6 +82,22 @@ class _PrefixTree:
         return labels[::-1]
 
 
+def _logaddexp(a: float, b: float) -> float:
+    """``log(exp(a) + exp(b))`` of two floats; ``-inf`` when both are."""
+    if a < b:
+        a, b = b, a
+    if b == -math.inf:
+        return a
+    return a + math.log1p(math.exp(b - a))
+
+
+def _extension(p_b: float, p: float, last: int, label: int, y: list[float]) -> float:
+    """log p_nb that a prefix (log p_b, log p = log(p_b + p_nb), last label) gives its extension
+    by ``label`` at a frame of log-probabilities ``y``: a repeat of the last label needs a blank
+    in between, so only the paths ending in a blank continue into it."""
+    return (p_b if label == last else p) + y[label]
+
+
 def prefix_beam_search(
     log_probs: np.ndarray,
     beam_width: int = 10,
@@ -97,10 +115,12 @@ def prefix_beam_search(
       distinct prefixes makes the search exact
     - blank: index of the blank symbol
     - lm: optional scorer ``lm(prefix, next_label) -> log p(next_label | prefix)``, ``prefix`` a
-      tuple of label ids; called once for each (prefix in the beam, non-blank label) pair
+      tuple of label ids; called at most once for each (prefix, label) pair, when a prefix in the
+      beam is extended by that label
     - alpha: LM weight; beta: bonus added per label. Both are used only when ``lm`` is given.
-    - label_min_logp: if set, a frame only extends prefixes with labels whose log-probability is
-      at least this (the frame's best label always counts); ``None`` considers every label
+    - label_min_logp: if set, labels whose log-probability at a frame is below this get
+      probability 0 there (the frame's most probable symbol is always kept; the blank is never
+      pruned); ``None`` considers every label
 
     Returns up to ``beam_width`` pairs ``(labelling, score)``, best first. Without ``lm`` the
     score is ``log p(labelling | x)`` summed over the alignments that survived the beam (all of
@@ -113,80 +133,89 @@ def prefix_beam_search(
     if beam_width < 1:
         raise ValueError(f"beam_width: expected an integer >= 1, got {beam_width!r}")
     T, C = log_probs.shape
-    labels = np.array([c for c in range(C) if c != blank])  # (C-1,) candidate labels
-    column = np.full(C + 1, -1)  # label -> its column in `labels`; column[-1] for "no label"
-    column[labels] = np.arange(len(labels))
-    label_logp = log_probs[:, labels]  # (T, C-1)
+    is_label = np.arange(C) != blank  # (C,)
     if label_min_logp is not None:
-        # Pruned labels get probability 0, except each frame's most probable symbol.
         best = log_probs.max(axis=1, keepdims=True)  # (T, 1)
-        pruned = (label_logp < label_min_logp) & (label_logp < best)
-        label_logp = np.where(pruned, -np.inf, label_logp)
+        pruned = is_label & (log_probs < label_min_logp) & (log_probs < best)  # (T, C)
+        log_probs = np.where(pruned, -np.inf, log_probs)
+    # Each frame's labels of non-zero probability, most probable first: a prefix tries its
+    # extensions in this order, so the first one that cannot enter the beam ends its loop.
+    label_logp = np.where(is_label, log_probs, -np.inf)  # (T, C)
+    order = np.argsort(-label_logp, axis=1, kind="stable")  # (T, C)
+    count = np.isfinite(label_logp).sum(axis=1)  # (T,)
+    frame_labels = [row[:k] for row, k in zip(order.tolist(), count.tolist(), strict=True)]
+    rows = log_probs.tolist()  # Python floats: scalar arithmetic on them is ~10x numpy's
 
     tree = _PrefixTree()
-    lm_rows: dict[int, np.ndarray] = {}  # node -> alpha * log p_lm(label | prefix) + beta, (C-1,)
+    lm_terms: dict[tuple[int, int], float] = {}  # (node, label) -> alpha * log p_lm + beta
 
-    def lm_row(node: int) -> np.ndarray:
-        if node not in lm_rows:
+    def lm_term(node: int, label: int) -> float:
+        if (node, label) not in lm_terms:
             prefix = tuple(tree.labels(node))
-            lm_rows[node] = np.array([alpha * lm(prefix, int(c)) + beta for c in labels])
-        return lm_rows[node]
+            lm_terms[node, label] = alpha * lm(prefix, label) + beta
+        return lm_terms[node, label]
 
-    # The beam: node ids, their last labels and, for each, log p_b, log p_nb and the LM bonus of
-    # the whole prefix (always 0 without an lm).
-    nodes = np.array([0])  # (K,)
-    last = np.array([-1])  # (K,), -1 for the empty prefix
-    p_b = np.array([0.0])  # (K,)
-    p_nb = np.array([-np.inf])  # (K,)
-    bonus = np.array([0.0])  # (K,)
+    # The beam, a min-heap of (score, node, log p_b, log p_nb, log p, bonus) with p = p_b + p_nb,
+    # bonus the LM part of the score (0 without an lm) and score = log p + bonus.
+    beam = [(0.0, 0, 0.0, -math.inf, 0.0, 0.0)]
     for t in range(T):
-        p_total = np.logaddexp(p_b, p_nb)  # (K,)
-        y = label_logp[t]  # (C-1,)
+        y = rows[t]  # (C,)
+        labels = frame_labels[t]
+        if not labels:
+            # Only the blank has non-zero probability: every path goes on with a blank, and all
+            # scores shift by y[blank], which keeps the prefixes and their order.
+            beam = [(score + y[blank], node, p + y[blank], -math.inf, p + y[blank], bonus)
+                    for score, node, _, _, p, bonus in beam]
+            continue
 
         # Stay on the same prefix: through a blank, or by repeating the last label.
-        stay_b = p_total + log_probs[t, blank]  # (K,)
-        stay_nb = p_nb + np.where(last >= 0, y[column[last]], -np.inf)  # (K,)
-
-        # Extend by one label; a repeat of the last label may only come after a blank.
-        repeat = labels[None, :] == last[:, None]  # (K, C-1)
-        grow = np.where(repeat, p_b[:, None], p_total[:, None]) + y[None, :]  # (K, C-1)
+        beam.sort(reverse=True)  # best first, so that extensions fill the heap with good ones
+        totals = {}  # node -> (log p_b, log p) at frame t - 1
+        stays = {}  # node -> [log p_b, log p_nb] at frame t
+        for _, node, p_b, p_nb, p, _ in beam:
+            totals[node] = (p_b, p)
+            stays[node] = [p + y[blank], p_nb + y[tree.last[node]] if node else -math.inf]
 
         # An extension can recreate a prefix that is already in the beam ("ab" from "a" when
         # "ab" is there too): its probability joins that prefix instead of becoming a duplicate.
-        node_list = nodes.tolist()
-        position = dict(zip(node_list, range(len(node_list)), strict=True))
-        for j, node in enumerate(node_list):
-            k = position.get(tree.parent[node])
-            if k is not None:
-                m = column[tree.last[node]]
-                stay_nb[j] = np.logaddexp(stay_nb[j], grow[k, m])
-                grow[k, m] = -np.inf
+        joined = set()  # (node, label) of those extensions
+        for node, stay in stays.items():
+            parent = tree.parent[node]
+            if parent in totals:
+                label = tree.last[node]
+                grown = _extension(*totals[parent], tree.last[parent], label, y)
+                stay[1] = _logaddexp(stay[1], grown)
+                joined.add((parent, label))
 
-        stay_score = np.logaddexp(stay_b, stay_nb)  # (K,)
-        grow_score = grow  # (K, C-1)
-        if lm is not None:
-            grow_bonus = bonus[:, None] + np.stack([lm_row(n) for n in node_list])  # (K, C-1)
-            stay_score = stay_score + bonus
-            grow_score = grow + grow_bonus
+        # Keep the beam_width best of the extensions by one label and the stays, in a min-heap.
+        heap = []
+        for _, node, p_b, _, p, bonus in beam:
+            last = tree.last[node]
+            for label in labels:
+                full = len(heap) == beam_width
+                # p + y[label] + bonus bounds this extension's score and all the later ones'
+                # (with an lm the label's own bonus is not known in advance: try them all).
+                if lm is None and full and p + y[label] + bonus < heap[0][0]:
+                    break
+                if (node, label) in joined:
+                    continue
+                p_nb = _extension(p_b, p, last, label, y)
+                child_bonus = bonus if lm is None else bonus + lm_term(node, label)
+                score = p_nb + child_bonus
+                if score == -math.inf or full and score <= heap[0][0]:
+                    continue
+                entry = (score, tree.child(node, label), -math.inf, p_nb, p_nb, child_bonus)
+                (heapq.heapreplace if full else heapq.heappush)(heap, entry)
+        for _, node, _, _, _, bonus in beam:
+            p_b, p_nb = stays[node]
+            p = _logaddexp(p_b, p_nb)
+            score = p + bonus
+            full = len(heap) == beam_width
+            if score == -math.inf or full and score <= heap[0][0]:
+                continue
+            entry = (score, node, p_b, p_nb, p, bonus)
+            (heapq.heapreplace if full else heapq.heappush)(heap, entry)
+        beam = heap
 
-        # Keep the beam_width best of the K stays and K * (C-1) extensions.
-        scores = np.concatenate([stay_score, grow_score.ravel()])  # (K + K(C-1),)
-        chosen = np.arange(len(scores))
-        if len(scores) > beam_width:
-            chosen = np.argpartition(-scores, beam_width - 1)[:beam_width]
-        chosen = chosen[scores[chosen] > -np.inf]
-        is_stay = chosen < len(nodes)
-        stays = chosen[is_stay]
-        k, m = np.divmod(chosen[~is_stay] - len(nodes), len(labels))  # extension of k by m
-        pairs = zip(nodes[k].tolist(), labels[m].tolist(), strict=True)
-        grown = [tree.child(node, label) for node, label in pairs]
-        nodes = np.concatenate([nodes[stays], np.array(grown, dtype=int)])
-        last = np.concatenate([last[stays], labels[m]])
-        p_b = np.concatenate([stay_b[stays], np.full(len(grown), -np.inf)])
-        p_nb = np.concatenate([stay_nb[stays], grow[k, m]])
-        if lm is not None:
-            bonus = np.concatenate([bonus[stays], grow_bonus[k, m]])
-
-    final = np.logaddexp(p_b, p_nb) + (bonus if lm is not None else 0.0)  # (K,)
-    order = np.argsort(-final, kind="stable")
-    return [(tree.labels(int(nodes[i])), float(final[i])) for i in order if final[i] > -np.inf]
+    beam.sort(reverse=True)
+    return [(tree.labels(node), score) for score, node, *_ in beam]

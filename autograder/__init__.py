@@ -1,0 +1,1 @@
+"""Grading for the course assignments: nbgrader configuration, source notebooks, checks, release."""

@@ -1,0 +1,424 @@
+"""Per-function grading checks shared by the hidden tests and the trusted re-verification.
+
+A :class:`Check` says how to grade one function (or class) of an assignment: which names the
+submission must define, how to make test cases, how to run a namespace on one case, and the
+tolerance. The same check is used in three places:
+
+* in the instructor's notebook, each hidden test cell calls :func:`run_check`, which compares the
+  student's ``globals()`` with the reference package ``solutions`` on every case;
+* the grading pipeline runs ``check.run`` on the submission in an isolated child process and
+  compares the returned arrays with :func:`compare` in the trusted parent;
+* the test suite grades mutated reference implementations in-process to show that plausible bugs
+  lose the points of exactly the functions they touch.
+
+A case is a dict of numpy arrays, ints, floats, strings and lists of ints (so it can be sent to
+another process with ``np.savez``); ``check.run`` returns plain float64 arrays, outputs and
+gradients alike.
+Cases are generated from a seed fixed per check, so every submission sees the same cases.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ASSIGNMENTS = ("rnn", "lstm_gru", "convlstm", "ctc")
+
+# Where the reference objects of each assignment live, searched in this order.
+_REFERENCE_MODULES = {
+    "rnn": ("solutions.rnn",),
+    "lstm_gru": ("solutions.lstm", "solutions.gru", "solutions.modules"),
+    "convlstm": ("solutions.convlstm",),
+    "ctc": ("solutions.ctc", "solutions.decode"),
+}
+
+# Importing these anywhere in a submission is forbidden for every check: ``solutions`` holds the
+# answers and ``autograder.checks.reference_namespace`` hands them out.
+ALWAYS_FORBIDDEN = ("solutions", "autograder")
+
+
+@dataclass(frozen=True)
+class Check:
+    """How to grade one function or class of an assignment (see the module docstring)."""
+
+    name: str
+    points: int
+    needs: tuple[str, ...]
+    cases: Callable[[np.random.Generator], list[dict]]
+    run: Callable[[Mapping[str, Any], dict], dict[str, np.ndarray]]
+    rtol: float
+    atol: float
+    forbidden: tuple[str, ...] = ()
+
+    @property
+    def grade_id(self) -> str:
+        """The nbgrader ``grade_id`` of the hidden test cell of this check."""
+        return f"test_{self.name}"
+
+    @property
+    def seed(self) -> int:
+        """The fixed seed of this check's cases (a hash of its name, stable across runs)."""
+        return zlib.crc32(self.name.encode())
+
+    def make_cases(self) -> list[dict]:
+        """This check's cases, the same on every call."""
+        return self.cases(np.random.default_rng(self.seed))
+
+
+def _load_checks() -> dict[str, list[Check]]:
+    from autograder.checks import convlstm, ctc, lstm_gru, rnn
+
+    return {
+        "rnn": rnn.CHECKS,
+        "lstm_gru": lstm_gru.CHECKS,
+        "convlstm": convlstm.CHECKS,
+        "ctc": ctc.CHECKS,
+    }
+
+
+def get_check(assignment: str, name: str) -> Check:
+    """The check ``name`` of ``assignment``; ``KeyError`` naming the valid choices otherwise."""
+    if assignment not in CHECKS:
+        raise KeyError(f"unknown assignment {assignment!r}; expected one of {sorted(CHECKS)}")
+    for check in CHECKS[assignment]:
+        if check.name == name:
+            return check
+    names = [c.name for c in CHECKS[assignment]]
+    raise KeyError(f"assignment {assignment!r} has no check {name!r}; expected one of {names}")
+
+
+def reference_namespace(assignment: str) -> dict[str, Any]:
+    """The reference objects (from ``solutions``) of the names the checks of ``assignment`` need."""
+    modules = [importlib.import_module(m) for m in _REFERENCE_MODULES[assignment]]
+    namespace = {}
+    for check in CHECKS[assignment]:
+        for name in check.needs:
+            for module in modules:
+                if hasattr(module, name):
+                    namespace[name] = getattr(module, name)
+                    break
+            else:
+                raise ImportError(
+                    f"the reference package defines no {name!r} in {_REFERENCE_MODULES[assignment]}"
+                )
+    return namespace
+
+
+def describe_case(case: Mapping[str, Any]) -> str:
+    """A short description of a case from its scalar entries, e.g. ``N=1, T=5, D=3, H=2``."""
+    parts = []
+    for key, value in case.items():
+        if isinstance(value, (bool, int, float, str, np.integer, np.floating)):
+            parts.append(f"{key}={value}")
+        elif isinstance(value, list) and len(value) <= 12:
+            parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def _format_values(a: np.ndarray) -> str:
+    if a.size <= 12 and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        return str(a.astype(np.int64).tolist())
+    return f"shape {a.shape}"
+
+
+def _compare_one(student: Mapping, reference: Mapping, check: Check) -> str | None:
+    if not isinstance(student, Mapping):
+        return f"the check returned {type(student).__name__}, expected a dict of arrays"
+    for key, ref in reference.items():
+        if key not in student:
+            return f"missing output {key!r}"
+        try:
+            got = np.asarray(student[key], dtype=np.float64)
+        except (TypeError, ValueError):
+            return f"output {key!r} is not numeric ({type(student[key]).__name__})"
+        ref = np.asarray(ref, dtype=np.float64)
+        if got.shape != ref.shape:
+            if got.ndim == ref.ndim == 1 and max(got.size, ref.size) <= 12:
+                return f"{key} is {_format_values(got)}, expected {_format_values(ref)}"
+            return f"{key} has shape {got.shape}, expected {ref.shape}"
+        ref_nan, got_nan = np.isnan(ref), np.isnan(got)
+        if np.any(got_nan & ~ref_nan):
+            return f"NaN in {key}"
+        if np.any(ref_nan & ~got_nan):
+            return f"{key} should be NaN where the reference is undefined"
+        ref_inf, got_inf = np.isinf(ref), np.isinf(got)
+        if np.any(ref_inf != got_inf) or np.any(ref[ref_inf] != got[ref_inf]):
+            where = np.argwhere((ref_inf != got_inf) | (ref_inf & (ref != got)))[0]
+            index = tuple(int(i) for i in where)
+            return (
+                f"{key}{list(index) if index else ''} is {got[tuple(where)]}, "
+                f"expected {ref[tuple(where)]}"
+            )
+        finite = ~(ref_inf | ref_nan)
+        diff = np.abs(got[finite] - ref[finite])
+        if diff.size and np.any(diff > check.atol + check.rtol * np.abs(ref[finite])):
+            scale = np.maximum(np.abs(got[finite]) + np.abs(ref[finite]), 1e-12)
+            if got.size <= 12 and np.all(ref == np.round(ref)):
+                return f"{key} is {_format_values(got)}, expected {_format_values(ref)}"
+            return f"{key} differs: max rel error {np.max(diff / scale):.1e}"
+    return None
+
+
+def compare(
+    name: str,
+    student_out: Mapping | Sequence[Mapping],
+    reference_out: Mapping | Sequence[Mapping],
+    check: Check,
+    cases: Mapping | Sequence[Mapping] | None = None,
+) -> str | None:
+    """Compare the outputs of the check ``name`` on one case (dicts) or on all cases (lists).
+
+    Returns None if every output matches within the check's tolerance
+    (``|s - r| <= atol + rtol |r|``, with NaN and infinities required at the same places), else a
+    short reason such as ``"dWh differs: max rel error 3e-01 at case 4 (N=1, T=5, D=3, H=2)"``.
+    ``cases`` (the case dict, or the list of them) only adds the case's description to the reason.
+    """
+    if isinstance(reference_out, Mapping):
+        reason = _compare_one(student_out, reference_out, check)
+        if reason is not None and isinstance(cases, Mapping):
+            reason += f" ({describe_case(cases)})"
+        return reason
+    if not isinstance(student_out, Sequence) or len(student_out) != len(reference_out):
+        return f"{name}: expected outputs for {len(reference_out)} cases"
+    for i, (got, ref) in enumerate(zip(student_out, reference_out, strict=True)):
+        reason = _compare_one(got, ref, check)
+        if reason is not None:
+            where = f"case {i}"
+            if cases is not None:
+                where += f" ({describe_case(cases[i])})"
+            return f"{reason} at {where}"
+    return None
+
+
+def _copy_case(case: Mapping[str, Any]) -> dict:
+    """A deep copy, so that a function that writes into its inputs cannot change later runs."""
+    return {k: (v.copy() if isinstance(v, np.ndarray) else list(v) if isinstance(v, list) else v)
+            for k, v in case.items()}
+
+
+def run_case(check: Check, namespace: Mapping[str, Any], case: Mapping[str, Any]):
+    """``check.run`` on a copy of ``case``; returns ``(outputs, None)`` or ``(None, reason)``."""
+    missing = [n for n in check.needs if n not in namespace]
+    if missing:
+        return None, f"{', '.join(missing)} not defined"
+    try:
+        return check.run(namespace, _copy_case(case)), None
+    except NotImplementedError:
+        return None, "not implemented (raises NotImplementedError)"
+    except Exception as error:  # noqa: BLE001 -- any failure of student code is a grading result
+        message = str(error).splitlines()[0] if str(error) else ""
+        return None, f"raised {type(error).__name__}: {message}"[:300]
+
+
+def evaluate(
+    assignment: str,
+    name: str,
+    namespace: Mapping[str, Any],
+    reference: Mapping[str, Any] | None = None,
+    source: str | None = None,
+) -> str | None:
+    """Grade ``namespace`` on every case of one check; None if it passes, else the reason.
+
+    ``reference`` defaults to :func:`reference_namespace`; ``source`` (the solution code) is also
+    scanned by :func:`find_forbidden` when given.
+    """
+    check = get_check(assignment, name)
+    if source is not None:
+        found = find_forbidden(source, check)
+        if found:
+            return f"{name} must be written from scratch: it uses {', '.join(found)}"
+    reference = reference_namespace(assignment) if reference is None else reference
+    for i, case in enumerate(check.make_cases()):
+        expected, error = run_case(check, reference, case)
+        if error is not None:
+            raise RuntimeError(f"the reference fails on case {i} of {name}: {error}")
+        got, reason = run_case(check, namespace, case)
+        if reason is None:
+            reason = compare(name, got, expected, check)
+        if reason is not None:
+            return f"{name}: {reason} at case {i} ({describe_case(case)})"
+    return None
+
+
+def _solution_source(namespace: Mapping[str, Any]) -> str | None:
+    """The cells that the kernel ran so far and that define functions or classes (IPython keeps
+    the code in ``In``): the solution cells, for the forbidden-name scan."""
+    cells = namespace.get("In")
+    if not (isinstance(cells, list) and all(isinstance(c, str) for c in cells)):
+        return None
+    kept = []
+    for cell in cells:
+        try:
+            body = ast.parse(cell).body
+        except SyntaxError:
+            continue
+        if any(isinstance(n, (ast.FunctionDef, ast.ClassDef)) for n in body):
+            kept.append(cell)
+    return "\n".join(kept)
+
+
+def run_check(assignment: str, name: str, namespace: Mapping[str, Any]) -> None:
+    """The hidden test of one graded function: raises ``AssertionError`` with the reason on failure.
+
+    In a notebook, pass ``globals()``; the code of the kernel's earlier cells is scanned for
+    forbidden names too.
+    """
+    reason = evaluate(assignment, name, namespace, source=_solution_source(namespace))
+    if reason is not None:
+        raise AssertionError(reason)
+    print(f"{name}: all {len(get_check(assignment, name).make_cases())} hidden cases pass")
+
+
+# ------------------------------------------------------------------------------------------------
+# The "from scratch" rule: an AST scan for forbidden library functions.
+
+
+class _References(ast.NodeVisitor):
+    """Collects the dotted names a piece of code refers to, with import aliases resolved."""
+
+    def __init__(self, aliases: dict[str, str]):
+        self.aliases = aliases
+        self.found: list[tuple[tuple[str, ...], bool]] = []  # (components, resolved root?)
+        self.names: set[str] = set()
+
+    def _chain(self, node) -> tuple[list[str], str | None] | None:
+        parts = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name):
+            return parts[::-1], node.id
+        return None
+
+    def _record(self, root: str, attrs: list[str]) -> None:
+        if root in self.aliases:
+            self.found.append((tuple(self.aliases[root].split(".") + attrs), True))
+        else:
+            self.found.append(((root, *attrs), False))
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        chain = self._chain(node)
+        if chain is not None:
+            attrs, root = chain
+            self._record(root, attrs)
+            self.names.add(root)
+        else:
+            self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> None:
+        self.names.add(node.id)
+        self._record(node.id, [])
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        const = (
+            node.args[-1].value
+            if node.args and isinstance(node.args[-1], ast.Constant)
+            and isinstance(node.args[-1].value, str) else None
+        )
+        # getattr(torch.nn, "LSTM") is torch.nn.LSTM; import_module("x") and __import__("x")
+        # import x.
+        if isinstance(func, ast.Name) and func.id == "getattr" and len(node.args) >= 2:
+            chain = self._chain(node.args[0])
+            second = node.args[1]
+            if chain is not None and isinstance(second, ast.Constant) and isinstance(
+                second.value, str
+            ):
+                attrs, root = chain
+                self._record(root, [*attrs, second.value])
+        elif const is not None and (
+            (isinstance(func, ast.Name) and func.id in ("__import__", "import_module"))
+            or (isinstance(func, ast.Attribute) and func.attr == "import_module")
+        ):
+            self.found.append((tuple(const.split(".")), True))
+        self.generic_visit(node)
+
+
+def _import_aliases(tree: ast.AST) -> tuple[dict[str, str], list[str]]:
+    """The dotted path each imported name stands for, and the list of imported paths."""
+    aliases: dict[str, str] = {}
+    imported: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                imported.append(alias.name)
+                if alias.asname:
+                    aliases[alias.asname] = alias.name
+                else:
+                    root = alias.name.split(".")[0]
+                    aliases[root] = root
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for alias in node.names:
+                path = f"{node.module}.{alias.name}"
+                imported.append(path)
+                aliases[alias.asname or alias.name] = path
+    return aliases, imported
+
+
+def _matches(entry: str, components: tuple[str, ...], resolved: bool) -> bool:
+    want = tuple(entry.split("."))
+    # An unresolved root is a local variable (or the student's own function): only its attributes
+    # can name a library object.
+    have = components if resolved else components[1:]
+    return any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1))
+
+
+def find_forbidden(source: str, check: Check) -> list[str]:
+    """Forbidden library names that the code graded by ``check`` uses, e.g. ``["torch.nn.LSTM"]``.
+
+    Scanned: the top-level definitions (functions, classes, assignments) of the names in
+    ``check.needs`` and of every top-level name they refer to, transitively.
+    Import aliases are resolved (``import torch.nn.functional as F`` makes ``F.ctc_loss`` the
+    forbidden ``torch.nn.functional.ctc_loss``), ``getattr(module, "name")`` counts as an attribute,
+    and importing ``solutions`` or ``autograder`` anywhere is always forbidden. A submission that
+    does not parse yields no names (its checks fail when they run).
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    aliases, imported = _import_aliases(tree)
+    found: list[str] = []
+    for path in imported:
+        for entry in ALWAYS_FORBIDDEN:
+            if _matches(entry, tuple(path.split(".")), True) and path not in found:
+                found.append(path)
+
+    # Module-level assignments count as definitions: `helper = F.ctc_loss` is in scope if used.
+    definitions: dict[str, list[ast.AST]] = {}
+    for node in tree.body:
+        # The last binding of a name wins, as when the cells run in order.
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            definitions[node.name] = [node]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                for name in ast.walk(target):
+                    if isinstance(name, ast.Name):
+                        definitions[name.id] = [node]
+    collector = _References(aliases)
+    todo = [n for n in check.needs if n in definitions]
+    seen = set(todo)
+    while todo:
+        for node in definitions[todo.pop()]:
+            collector.visit(node)
+        for name in sorted(collector.names & set(definitions) - seen):
+            seen.add(name)
+            todo.append(name)
+
+    entries = (*ALWAYS_FORBIDDEN, *check.forbidden)
+    for components, resolved in collector.found:
+        if any(_matches(entry, components, resolved) for entry in entries):
+            dotted = ".".join(components)
+            if dotted not in found:
+                found.append(dotted)
+    return found
+
+
+CHECKS: dict[str, list[Check]] = _load_checks()

@@ -1,0 +1,240 @@
+"""Trusted re-verification: the score of each graded function, decided outside the student's kernel.
+
+The student's kernel can monkeypatch anything the hidden tests use, so its scores only feed
+nbgrader's normal flow. Here the parent (the grader) generates every check's cases and computes
+the reference outputs with ``solutions``; a sandboxed child (:mod:`autograder.verify_child`) that
+cannot import ``solutions`` runs the submission's code cells and returns its outputs as arrays; the
+parent compares them with :func:`autograder.checks.compare`. A child that crashes or hangs loses the
+check it was running, and a fresh child goes on with the remaining ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from autograder import checks as checks_module
+from autograder.sandbox import Limits, Sandbox, kill_group, kill_uid, prepare_home
+
+PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass
+class CheckResult:
+    """The trusted grade of one function: points, and why it lost them (None when full marks)."""
+
+    name: str
+    points: float
+    max_points: float
+    reason: str | None
+
+
+def prepare_reference(assignment: str, folder: str) -> None:
+    """Write the cases (``cases.npz``, ``cases.json``) and reference outputs (``reference.npz``)."""
+    reference = checks_module.reference_namespace(assignment)
+    arrays, layout, outputs = {}, {}, {}
+    for check in checks_module.CHECKS[assignment]:
+        layout[check.name] = []
+        for i, case in enumerate(check.make_cases()):
+            entry = {}
+            for key, value in case.items():
+                if isinstance(value, np.ndarray):
+                    ref = f"a{len(arrays)}"
+                    arrays[ref] = value
+                    entry[key] = {"array": ref}
+                else:
+                    entry[key] = {"value": value.item() if isinstance(value, np.generic) else value}
+            layout[check.name].append(entry)
+            expected, error = checks_module.run_case(check, reference, case)
+            if error is not None:
+                raise RuntimeError(f"the reference fails on case {i} of {check.name}: {error}")
+            for key, value in expected.items():
+                outputs[f"{check.name}/c{i}/{key}"] = np.asarray(value, dtype=np.float64)
+    np.savez(os.path.join(folder, "cases.npz"), **arrays)
+    np.savez(os.path.join(folder, "reference.npz"), **outputs)
+    with open(os.path.join(folder, "cases.json"), "w") as f:
+        json.dump(layout, f)
+
+
+def _unpack(data, prefix: str, n_cases: int) -> list[dict[str, np.ndarray]]:
+    out: list[dict[str, np.ndarray]] = [{} for _ in range(n_cases)]
+    for key in data.files:
+        if key.startswith(prefix):
+            case, name = key[len(prefix):].split("/", 1)
+            i = int(case[1:])
+            if 0 <= i < n_cases:
+                out[i][name] = data[key]
+    return out
+
+
+def _site_paths() -> list[str]:
+    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    return sorted(p for p in paths if os.path.isdir(p))
+
+
+def verify(
+    assignment: str,
+    cells: list[str],
+    reference_dir: str,
+    work_dir: str,
+    *,
+    uid: int | None,
+    namespace: bool,
+    hide: list[str],
+    timeout: float,
+    limits: Limits,
+    data_files: list[str] = (),
+) -> tuple[list[CheckResult], list[str]]:
+    """Grade the code ``cells`` of a submission; returns the per-check results and notes.
+
+    ``reference_dir`` holds what :func:`prepare_reference` wrote; ``work_dir`` is created for the
+    child (owned by ``uid``); ``data_files`` are copied next to the code (fixtures it may load).
+    """
+    checks = checks_module.CHECKS[assignment]
+    source = "\n".join(cells)
+    with open(os.path.join(reference_dir, "cases.json")) as f:
+        layout = json.load(f)
+    results: dict[str, CheckResult] = {}
+    for check in checks:
+        found = checks_module.find_forbidden(source, check)
+        if found:
+            results[check.name] = CheckResult(
+                check.name, 0, check.points,
+                f"must be written from scratch, but uses {', '.join(found)}")
+
+    sandbox = Sandbox(home=os.path.join(work_dir, "home"), cwd=os.path.join(work_dir, "cwd"),
+                      limits=limits, uid=uid, namespace=namespace, hide=hide)
+    pkg = os.path.join(work_dir, "pkg")
+    shutil.copytree(os.path.join(PACKAGE_DIR, "checks"), os.path.join(pkg, "autograder", "checks"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    open(os.path.join(pkg, "autograder", "__init__.py"), "w").close()
+    shutil.copy(os.path.join(PACKAGE_DIR, "verify_child.py"), pkg)
+    shutil.copy(os.path.join(reference_dir, "cases.npz"), work_dir)
+    for root, dirs, files in os.walk(work_dir):
+        for name in dirs + files:
+            os.chmod(os.path.join(root, name), 0o755 if name in dirs else 0o644)
+    os.chmod(work_dir, 0o711)
+    prepare_home(sandbox)
+    for path in data_files:
+        shutil.copy(path, sandbox.cwd)
+
+    notes: list[str] = []
+    remaining = [c.name for c in checks if c.name not in results]
+    attempt = 0
+    while remaining:
+        attempt += 1
+        out_dir = os.path.join(work_dir, f"out{attempt}")
+        os.makedirs(out_dir)
+        input_path = os.path.join(work_dir, "input.json")
+        with open(input_path, "w") as f:
+            json.dump({"assignment": assignment, "cells": cells, "checks": remaining,
+                       "cases": {n: layout[n] for n in remaining}, "timeout": timeout,
+                       "out_dir": out_dir}, f)
+        # Only this job's uid may read the student's code or write the outputs.
+        os.chmod(input_path, 0o600)
+        if uid is not None:
+            for path in (out_dir, input_path):
+                os.chown(path, uid, uid)
+        os.chmod(out_dir, 0o700)
+        progress = os.path.join(out_dir, "progress")
+        spec = sandbox.write(os.path.join(work_dir, f"sandbox{attempt}.json"))
+        program = [sys.executable, "-I", "-S", os.path.join(pkg, "verify_child.py"), work_dir,
+                   json.dumps(_site_paths())]
+        # One timeout for the cells and one per check, plus start-up time.
+        budget = timeout * (len(remaining) + 2) + 30
+        started = time.monotonic()
+        # The launcher's own errors land in launcher.log; the child's output goes to /dev/null.
+        with open(os.path.join(work_dir, "launcher.log"), "ab") as log:
+            proc = subprocess.Popen(sandbox.command(spec, program), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            status = proc.wait(budget)
+        except subprocess.TimeoutExpired:
+            status = None
+        kill_group(proc.pid)
+        if uid is not None:
+            kill_uid(uid)
+        proc.wait()
+        elapsed = time.monotonic() - started
+
+        finished = []
+        for name in remaining:
+            meta_path = os.path.join(out_dir, f"{name}.json")
+            if not os.path.exists(meta_path):
+                break
+            finished.append(name)
+            results[name] = _judge(assignment, name, out_dir, reference_dir, layout)
+        if attempt == 1:
+            cell_notes = os.path.join(out_dir, "_cells.json")
+            if os.path.exists(cell_notes) and os.path.getsize(cell_notes) < 100_000:
+                with open(cell_notes) as f:
+                    notes.extend(str(n)[:300] for n in json.load(f)[:10])
+        remaining = remaining[len(finished):]
+        if not remaining:
+            break
+        current = _read_small(progress)
+        why = _death(status, elapsed, budget)
+        if current in remaining:
+            check = checks_module.get_check(assignment, current)
+            results[current] = CheckResult(current, 0, check.points, f"the process {why}")
+            remaining.remove(current)
+        else:
+            # Died while running the notebook's cells: nothing can be graded.
+            for name in remaining:
+                check = checks_module.get_check(assignment, name)
+                results[name] = CheckResult(
+                    name, 0, check.points, f"the notebook's code {why} before {name} could run")
+            remaining = []
+    return [results[c.name] for c in checks], notes
+
+
+def _read_small(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read(200)
+    except OSError:
+        return ""
+
+
+def _death(status: int | None, elapsed: float, budget: float) -> str:
+    if status is None:
+        return f"was stopped after {elapsed:.0f} s (time limit)"
+    if status < 0:
+        import signal
+
+        name = signal.Signals(-status).name
+        meaning = {"SIGSEGV": "segmentation fault", "SIGKILL": "killed (out of memory or limit)",
+                   "SIGXCPU": "CPU time limit", "SIGXFSZ": "file size limit",
+                   "SIGABRT": "aborted"}.get(name, "")
+        return f"crashed ({name}{': ' + meaning if meaning else ''})"
+    return f"exited with status {status} (sys.exit or os._exit in the code?)"
+
+
+def _judge(assignment, name, out_dir, reference_dir, layout) -> CheckResult:
+    check = checks_module.get_check(assignment, name)
+    n_cases = len(layout[name])
+    try:
+        with open(os.path.join(out_dir, f"{name}.json")) as f:
+            meta = json.loads(f.read(100_000))
+        error = meta.get("error")
+        if error:
+            return CheckResult(name, 0, check.points, str(error)[:400])
+        with np.load(os.path.join(out_dir, f"{name}.npz"), allow_pickle=False) as data:
+            got = _unpack(data, "", n_cases)
+        with np.load(os.path.join(reference_dir, "reference.npz"), allow_pickle=False) as data:
+            expected = _unpack(data, f"{name}/", n_cases)
+    except (OSError, ValueError, KeyError) as error:
+        return CheckResult(name, 0, check.points, f"its outputs could not be read ({error})")
+    cases = [{k: v["value"] for k, v in case.items() if "value" in v} for case in layout[name]]
+    reason = checks_module.compare(name, got, expected, check, cases)
+    if reason is None:
+        return CheckResult(name, check.points, check.points, None)
+    return CheckResult(name, 0, check.points, reason)

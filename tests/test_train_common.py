@@ -1,0 +1,155 @@
+"""Specifications of the shared training machinery: resume, DDP, NaN guard, command line.
+
+Runs are tiny (a few steps of small models, one CPU thread): these tests check bookkeeping, not
+learning. Comparisons of a resumed run with an uninterrupted one are exact, because on CPU the
+same operations in the same order give the same bits.
+"""
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from solutions.train import __main__ as cli
+from solutions.train import adding, common, moving, ocr
+
+TINY_ADDING = dict(cells=("lstm",), seq_len=8, hidden_size=8, batch_size=8, steps=12,
+                   log_every=1, eval_every=4, eval_size=16, progress=False, threads=1)
+TINY_OCR = dict(steps=6, batch_size=4, eval_size=4, eval_every=3, log_every=1, height=16,
+                width=48, max_len=3, channels=(4, 4, 4, 4), hidden_size=8, beam_width=2,
+                progress=False, threads=1)
+
+
+def _train_curve(records):
+    return [(r["step"], r.get("loss"), r.get("mse"), r.get("seq_acc_greedy")) for r in records]
+
+
+@pytest.mark.parametrize("task, knobs", [(adding, TINY_ADDING), (ocr, TINY_OCR)],
+                         ids=["adding", "ocr"])
+def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, task, knobs):
+    whole = task.train(task.Config(out=str(tmp_path / "whole"), **knobs))
+    task.train(task.Config(out=str(tmp_path / "split"), stop_after=5, checkpoint_every=100,
+                           **knobs))
+    resumed = task.train(task.Config(out=str(tmp_path / "split"), resume=True, **knobs))
+    assert _train_curve(resumed.metrics) == _train_curve(whole.metrics)
+    assert len([r for r in whole.metrics if not r.get("eval")]) == knobs["steps"]
+
+
+def test_resume_with_stop_between_log_records_keeps_the_window(tmp_path):
+    knobs = {**TINY_ADDING, "log_every": 4}
+    whole = adding.train(adding.Config(out=str(tmp_path / "whole"), **knobs))
+    adding.train(adding.Config(out=str(tmp_path / "split"), stop_after=6, **knobs))
+    resumed = adding.train(adding.Config(out=str(tmp_path / "split"), resume=True, **knobs))
+    assert _train_curve(resumed.metrics) == _train_curve(whole.metrics)
+
+
+def test_run_folder_holds_config_metrics_meta_and_plot(tmp_path):
+    result = adding.train(adding.Config(out=str(tmp_path / "run"), **TINY_ADDING))
+    run = tmp_path / "run"
+    assert json.loads((run / "config.json").read_text())["seq_len"] == 8
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["torch"] == torch.__version__ and "wall_s" in meta and meta["world_size"] == 1
+    assert common.read_metrics(run / "lstm") == [{k: v for k, v in r.items() if k != "model"}
+                                                 for r in result.metrics]
+    assert (run / "learning_curves.png").stat().st_size > 1000
+
+
+class _Toy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(3))
+
+    def forward(self, x):
+        return (self.w * x).sum()
+
+
+def test_nan_guard_stops_before_the_update_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = common.BaseConfig(steps=10, checkpoint_every=2, log_every=1, progress=False)
+    rt = common.setup_runtime(cfg)
+    model = _Toy()
+    optimizer, scheduler = common.make_optimizer(model, cfg, schedule="constant")
+
+    def loss_fn(net, step):
+        scale = float("nan") if step == 5 else 1.0  # the 6th step goes bad
+        return net(torch.full((3,), scale)), {}
+
+    with pytest.raises(common.NonFiniteLossError, match=r"nan at step 6.*step 4\)"):
+        common.fit(cfg=cfg, rt=rt, run_dir=tmp_path, model=model, optimizer=optimizer,
+                   scheduler=scheduler, make_batch=lambda step: step, loss_fn=loss_fn)
+    assert torch.isfinite(model.w).all()
+    saved = torch.load(tmp_path / common.CHECKPOINT, weights_only=False)
+    assert saved["step"] == 4 and torch.isfinite(saved["model"]["w"]).all()
+    assert [r["step"] for r in common.read_metrics(tmp_path)] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.slow
+def test_torchrun_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
+    args = ["adding", "--cells", "lstm", "--seq-len", "8", "--hidden-size", "8",
+            "--batch-size", "16", "--steps", "6", "--log-every", "1", "--eval-size", "16",
+            "--no-progress", "--threads", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "solutions.train", *args, "--out", str(tmp_path / "ddp")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((tmp_path / "ddp" / "meta.json").read_text())["world_size"] == 2
+    ddp = common.read_metrics(tmp_path / "ddp" / "lstm")
+    assert cli.main([*args, "--out", str(tmp_path / "single")]) == 0
+    single = common.read_metrics(tmp_path / "single" / "lstm")
+    assert [r["step"] for r in ddp] == [r["step"] for r in single]
+    # two half-batches averaged by DDP equal the full batch up to float32 summation order
+    for a, b in zip(ddp, single, strict=True):
+        for key in ("loss", "mse"):
+            if key in b:
+                assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["adding", "--steps", "0"], "--steps"),
+        (["adding", "--cells", "lstm,transformer"], "--cells"),
+        (["adding", "--device", "tpu"], "--device"),
+        (["adding", "--resume"], "--resume"),
+        (["adding", "--seq-len", "1"], "--seq-len"),
+        (["adding", "--lr", "-1"], "--lr"),
+        (["ocr", "--max-len", "40"], "--width"),
+        (["ocr", "--height", "20"], "--height"),
+        (["moving", "--patch-size", "3"], "--patch-size"),
+        (["moving", "--preset", "huge"], "--preset"),
+    ],
+)
+def test_bad_arguments_fail_with_a_message_naming_the_option(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only messages")
+@pytest.mark.parametrize("option, message", [("--amp", "--amp"), ("--device=cuda", "no CUDA")])
+def test_gpu_options_on_a_cpu_machine_fail_clearly(option, message, capsys):
+    assert cli.main(["adding", option, "--steps", "1"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_used_run_folder_is_refused_without_resume(tmp_path, capsys):
+    adding.train(adding.Config(out=str(tmp_path), **{**TINY_ADDING, "steps": 1}))
+    assert cli.main(["adding", "--out", str(tmp_path), "--steps", "1"]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["adding", "ocr", "moving"])
+def test_help_lists_every_config_option(task, capsys):
+    with pytest.raises(SystemExit):
+        cli.main([task, "--help"])
+    text = capsys.readouterr().out
+    module = {"adding": adding, "ocr": ocr, "moving": moving}[task]
+    for f in dataclasses.fields(module.Config):
+        assert "--" + f.name.replace("_", "-") in text
