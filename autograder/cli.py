@@ -63,7 +63,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings(course_dir=args.course_dir, db_url=args.db, source_dir=args.source_dir)
+    settings = Settings(course_dir=getattr(args, "course_dir", DEFAULT_COURSE_DIR),
+                        db_url=getattr(args, "db", None), source_dir=args.source_dir)
     for name in ("jobs", "timeout", "memory_mb", "max_output_kb", "force", "keep_jobs"):
         if hasattr(args, name):
             setattr(settings, name, getattr(args, name))

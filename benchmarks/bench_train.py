@@ -1,6 +1,6 @@
 """Training throughput of each task's default model on the current device, in samples per second.
 
-    python benchmarks/bench_train.py [--device auto|cpu|cuda] [--steps 10] [--amp]
+    python benchmarks/bench_train.py [--device auto|cpu|cuda] [--steps 10] [--amp] [--threads 1]
 
 For every task it builds the default model of ``solutions.train.<task>.Config`` (the moving
 task: the ``cpu`` preset's ConvLSTM ``conv2`` and FC-LSTM, or the ``gpu`` preset's on CUDA), takes
@@ -90,7 +90,10 @@ def main() -> None:
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--steps", type=int, default=10, help="timed steps per case")
     parser.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (1: steadiest on a shared machine)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     if args.amp and not use_cuda:
         parser.error("--amp: mixed precision needs a CUDA device")

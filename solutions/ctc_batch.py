@@ -49,9 +49,7 @@ def _padded_targets(targets, target_lengths: np.ndarray, C: int, blank: int) -> 
                 f"{target_lengths.sum()} entries, got {len(array)}"
             )
         padded = np.full((N, S), blank, dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(target_lengths)[:-1]]).astype(np.int64)
-        for n in range(N):
-            padded[n, : target_lengths[n]] = array[starts[n] : starts[n] + target_lengths[n]]
+        padded[np.arange(S) < target_lengths[:, None]] = array  # row-major: sequence by sequence
     elif array.ndim == 2:
         if array.shape[0] != N or array.shape[1] < S:
             raise ValueError(
@@ -73,13 +71,14 @@ def _padded_targets(targets, target_lengths: np.ndarray, C: int, blank: int) -> 
 
 def _check_normalised(log_probs: np.ndarray, input_lengths: np.ndarray) -> None:
     """Every frame inside an input length must be a log-distribution."""
-    if np.isnan(log_probs).any() or (log_probs == np.inf).any():
+    if log_probs.size and not log_probs.max() < np.inf:  # max is nan if any entry is
         raise ValueError("log_probs: contains nan or +inf; expected log-probabilities (<= 0)")
+    # No max to subtract: a row that log-sum-exps to 0 has its largest entry in [-log C, 0], so
+    # its sum of exp neither under- nor overflows; a row that does is far from 0 and fails.
+    with np.errstate(over="ignore", divide="ignore"):
+        norm = np.log(np.exp(log_probs).sum(axis=2))  # (T, N)
     T = log_probs.shape[0]
     inside = np.arange(T)[:, None] < input_lengths[None, :]  # (T, N)
-    row_max = log_probs.max(axis=2, keepdims=True)  # (T, N, 1)
-    finite_max = np.where(np.isfinite(row_max), row_max, 0.0)
-    norm = np.log(np.exp(log_probs - finite_max).sum(axis=2)) + finite_max[..., 0]  # (T, N)
     bad = inside & ~(np.abs(norm) <= LOG_NORM_TOL)
     if bad.any():
         t, n = np.argwhere(bad)[0]
@@ -89,16 +88,22 @@ def _check_normalised(log_probs: np.ndarray, input_lengths: np.ndarray) -> None:
         )
 
 
+# Below every finite float64: the stand-in for a maximum of -inf, so that -inf - top stays -inf.
+_FLOOR = -np.finfo(np.float64).max
+
+
 def _logsumexp3(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """``log(exp(a) + exp(b) + exp(c))`` elementwise, ``-inf`` where all three are.
 
     Each term is scaled by the elementwise maximum, so nothing over- or underflows; three ``exp``
-    and one ``log`` are about three times faster than two ``np.logaddexp``.
+    and one ``log`` are about three times faster than two ``np.logaddexp``. Call it under
+    ``np.errstate(divide="ignore")``: ``log(0)`` gives the ``-inf`` where all three are ``-inf``.
     """
-    top = np.maximum(np.maximum(a, b), c)
-    top[top == -np.inf] = 0.0
-    with np.errstate(divide="ignore"):  # log(0) = -inf where all three are -inf
-        return np.log(np.exp(a - top) + np.exp(b - top) + np.exp(c - top)) + top
+    top = np.maximum(np.maximum(a, b), np.maximum(c, _FLOOR))
+    total = np.exp(a - top)
+    total += np.exp(b - top)
+    total += np.exp(c - top)
+    return np.log(total, out=total) + top
 
 
 def ctc_alpha_beta(
@@ -108,7 +113,7 @@ def ctc_alpha_beta(
 
     Inputs:
     - log_probs: (T, N, C) float64
-    - ext: (N, L) extended labellings, padded with anything
+    - ext: (N, L) extended labellings, padded with anything in [0, C)
     - input_lengths: (N,) frames used by each sequence
     - ext_lengths: (N,) length ``2U + 1`` of each extended labelling
     - blank: index of the blank symbol
@@ -118,44 +123,48 @@ def ctc_alpha_beta(
     ``log y[t, n, ext[n, s]]`` (``-inf`` past ``ext_lengths``). ``log_beta`` is ``-inf`` for
     ``t >= input_lengths[n]``; ``log_alpha`` there is not used.
     """
-    T, N, _ = log_probs.shape
+    T, N, C = log_probs.shape
     L = ext.shape[1]
-    positions = np.arange(L)
-    emit = np.take_along_axis(log_probs, np.broadcast_to(ext, (T, N, L)), axis=2)  # (T, N, L)
-    emit = np.where(positions < ext_lengths[:, None], emit, -np.inf)
+    flat_index = np.arange(N)[:, None] * C + ext  # (N, L): ext[n, s] in the row of sequence n
+    emit = log_probs.reshape(T, N * C)[:, flat_index]  # (T, N, L)
+    emit[:, np.arange(L) >= ext_lengths[:, None]] = -np.inf
     skip = np.zeros((N, L), dtype=bool)  # may a path jump from s - 2 to s? (as in ctc.py)
     skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
     skip_bias = np.where(skip, 0.0, -np.inf)  # (N, L): adding it forbids the jump
 
-    log_alpha = np.full((T, N, L), -np.inf)
-    padded = np.full((N, L + 2), -np.inf)
-    log_alpha[0, :, :2] = emit[0, :, :2]
-    for t in range(1, T):
-        padded[:, 2:] = log_alpha[t - 1]  # (N, L + 2): columns s - 2, s - 1, s
-        from_s, from_s1, from_s2 = padded[:, 2:], padded[:, 1:-1], padded[:, :-2] + skip_bias
-        log_alpha[t] = _logsumexp3(from_s, from_s1, from_s2) + emit[t]
-
+    # Two columns of -inf before s = 0 make the shifted rows (s - 1, s - 2) plain views.
+    alpha = np.empty((T, N, L + 2))
+    alpha[:, :, :2] = -np.inf
+    alpha[0, :, 2:] = -np.inf
+    alpha[0, :, 2:4] = emit[0, :, :2]
+    with np.errstate(divide="ignore"):
+        for t in range(1, T):
+            prev = alpha[t - 1]  # (N, L + 2)
+            from_s, from_s1, from_s2 = prev[:, 2:], prev[:, 1:-1], prev[:, :-2] + skip_bias
+            np.add(_logsumexp3(from_s, from_s1, from_s2), emit[t], out=alpha[t, :, 2:])
+    log_alpha = alpha[:, :, 2:]
     if not beta:
         return log_alpha, None, emit
 
-    # beta starts at each sequence's own last frame, on its last two positions.
+    # beta starts at each sequence's own last frame, on its last two positions; after that frame
+    # it is -inf, and the recursion keeps it so.
     last_frame = input_lengths - 1  # (N,)
     last_emit = emit[last_frame.clip(0), np.arange(N)]  # (N, L)
-    start = np.where(positions >= ext_lengths[:, None] - 2, last_emit, -np.inf)  # (N, L)
-    log_beta = np.full((T, N, L), -np.inf)
+    start = np.where(np.arange(L) >= ext_lengths[:, None] - 2, last_emit, -np.inf)  # (N, L)
     jump_bias = np.full((N, L), -np.inf)  # may a path jump from s to s + 2?
     jump_bias[:, :-2] = skip_bias[:, 2:]
-    padded = np.full((N, L + 2), -np.inf)  # columns s, s + 1, s + 2
-    nxt = np.full((N, L), -np.inf)
-    for t in range(T - 1, -1, -1):
-        padded[:, :-2] = nxt
-        to_s, to_s1, to_s2 = padded[:, :-2], padded[:, 1:-1], padded[:, 2:] + jump_bias
-        total = _logsumexp3(to_s, to_s1, to_s2) + emit[t]
-        is_last = (t == last_frame)[:, None]  # (N, 1)
-        inside = (t < last_frame)[:, None]
-        nxt = np.where(is_last, start, np.where(inside, total, -np.inf))
-        log_beta[t] = nxt
-    return log_alpha, log_beta, emit
+    beta = np.empty((T + 1, N, L + 2))  # frame T and the columns after s = L - 1: all -inf
+    beta[:, :, L:] = -np.inf
+    beta[T, :, :L] = -np.inf
+    with np.errstate(divide="ignore"):
+        for t in range(T - 1, -1, -1):
+            nxt = beta[t + 1]  # (N, L + 2)
+            to_s, to_s1, to_s2 = nxt[:, :-2], nxt[:, 1:-1], nxt[:, 2:] + jump_bias
+            np.add(_logsumexp3(to_s, to_s1, to_s2), emit[t], out=beta[t, :, :L])
+            ending = last_frame == t  # (N,)
+            if ending.any():
+                beta[t, ending, :L] = start[ending]
+    return log_alpha, beta[:T, :, :L], emit
 
 
 def ctc_loss_batch(
@@ -238,8 +247,9 @@ def ctc_loss_batch(
     safe_emit = np.where(np.isfinite(emit), emit, 0.0)  # emit = -inf already makes alpha -inf
     with np.errstate(invalid="ignore", over="ignore"):  # log_p = -inf: nan, as in torch
         occupancy = np.exp(log_alpha + log_beta - safe_emit - log_p[None, :, None])  # (T, N, L)
-    one_hot = ext[:, :, None] == np.arange(C)  # (N, L, C)
-    posterior = np.einsum("tnl,nlc->tnc", occupancy, one_hot.astype(np.float64))  # (T, N, C)
+    symbol = np.arange(T * N).reshape(T, N, 1) * C + ext  # (T, N, L): flat index of (t, n, l'_s)
+    posterior = np.bincount(symbol.ravel(), occupancy.ravel(), minlength=T * N * C)
+    posterior = posterior.reshape(T, N, C)
     grad = (np.exp(log_probs) - posterior) * scale[None, :, None]
     grad[np.arange(T)[:, None] >= input_lengths[None, :]] = 0.0
     if zero_infinity:

@@ -28,8 +28,12 @@ An optional language model rescores prefixes as they grow (Hannun et al., 2014; 
 where ``beta`` is an insertion bonus that offsets the LM's bias towards short outputs.
 
 Implementation: prefixes are nodes of a prefix tree (an integer per prefix, so looking one up
-costs the same however long it is), and each frame scores all ``beam x labels`` extensions at
-once with numpy, so the Python work per frame is proportional to the beam, not to the alphabet.
+costs the same however long it is), and the search works on Python floats, which are much
+faster than numpy for the few numbers a frame touches. Two shortcuts keep the work per frame
+small without changing the result: a frame where only the blank has non-zero probability (most
+frames of a trained network once ``label_min_logp`` prunes) just adds ``log y[blank]`` to every
+prefix; otherwise each prefix tries its extensions from the most probable label down and stops
+at the first one that cannot beat the ``beam_width``-th best candidate found so far.
 """
 
 from __future__ import annotations
@@ -67,12 +71,12 @@ class _PrefixTree:
         self._children: dict[tuple[int, int], int] = {}
 
     def child(self, node: int, label: int) -> int:
-        key = (node, label)
-        if key not in self._children:
-            self._children[key] = len(self.parent)
+        child = self._children.get((node, label))
+        if child is None:
+            child = self._children[node, label] = len(self.parent)
             self.parent.append(node)
             self.last.append(label)
-        return self._children[key]
+        return child
 
     def labels(self, node: int) -> list[int]:
         labels = []
@@ -92,9 +96,11 @@ def _logaddexp(a: float, b: float) -> float:
 
 
 def _extension(p_b: float, p: float, last: int, label: int, y: list[float]) -> float:
-    """log p_nb that a prefix (log p_b, log p = log(p_b + p_nb), last label) gives its extension
-    by ``label`` at a frame of log-probabilities ``y``: a repeat of the last label needs a blank
-    in between, so only the paths ending in a blank continue into it."""
+    """``log p_nb`` that a prefix gives to its extension by ``label`` at a frame ``y``.
+
+    The prefix has ``log p_b``, ``log p = log(p_b + p_nb)`` and last label ``last``. A repeat of
+    the last label needs a blank in between, so only the paths that end in a blank continue.
+    """
     return (p_b if label == last else p) + y[label]
 
 
@@ -164,31 +170,31 @@ def prefix_beam_search(
         if not labels:
             # Only the blank has non-zero probability: every path goes on with a blank, and all
             # scores shift by y[blank], which keeps the prefixes and their order.
-            beam = [(score + y[blank], node, p + y[blank], -math.inf, p + y[blank], bonus)
-                    for score, node, _, _, p, bonus in beam]
+            beam = [
+                (score + y[blank], node, p + y[blank], -math.inf, p + y[blank], bonus)
+                for score, node, _, _, p, bonus in beam
+            ]
             continue
 
-        # Stay on the same prefix: through a blank, or by repeating the last label.
-        beam.sort(reverse=True)  # best first, so that extensions fill the heap with good ones
-        totals = {}  # node -> (log p_b, log p) at frame t - 1
-        stays = {}  # node -> [log p_b, log p_nb] at frame t
-        for _, node, p_b, p_nb, p, _ in beam:
-            totals[node] = (p_b, p)
-            stays[node] = [p + y[blank], p_nb + y[tree.last[node]] if node else -math.inf]
-
-        # An extension can recreate a prefix that is already in the beam ("ab" from "a" when
-        # "ab" is there too): its probability joins that prefix instead of becoming a duplicate.
-        joined = set()  # (node, label) of those extensions
-        for node, stay in stays.items():
+        # Keep the beam_width best of the stays and the extensions by one label, in a min-heap.
+        totals = {node: (p_b, p) for _, node, p_b, _, p, _ in beam}  # at frame t - 1
+        joined = set()  # (node, label) of the extensions that recreate a prefix in the beam
+        heap = []
+        for _, node, _, p_nb, p, bonus in beam:
+            # Stay on the same prefix: through a blank, or by repeating the last label.
+            last = tree.last[node]
+            stay_b, stay_nb = p + y[blank], p_nb + y[last] if node else -math.inf
+            # An extension can recreate a prefix that is already in the beam ("ab" from "a" when
+            # "ab" is there too): its probability joins that prefix instead of being a duplicate.
             parent = tree.parent[node]
             if parent in totals:
-                label = tree.last[node]
-                grown = _extension(*totals[parent], tree.last[parent], label, y)
-                stay[1] = _logaddexp(stay[1], grown)
-                joined.add((parent, label))
-
-        # Keep the beam_width best of the extensions by one label and the stays, in a min-heap.
-        heap = []
+                grown = _extension(*totals[parent], tree.last[parent], last, y)
+                stay_nb = _logaddexp(stay_nb, grown)
+                joined.add((parent, last))
+            stay = _logaddexp(stay_b, stay_nb)
+            if stay > -math.inf:
+                heap.append((stay + bonus, node, stay_b, stay_nb, stay, bonus))
+        heapq.heapify(heap)
         for _, node, p_b, _, p, bonus in beam:
             last = tree.last[node]
             for label in labels:
@@ -197,7 +203,7 @@ def prefix_beam_search(
                 # (with an lm the label's own bonus is not known in advance: try them all).
                 if lm is None and full and p + y[label] + bonus < heap[0][0]:
                     break
-                if (node, label) in joined:
+                if joined and (node, label) in joined:
                     continue
                 p_nb = _extension(p_b, p, last, label, y)
                 child_bonus = bonus if lm is None else bonus + lm_term(node, label)
@@ -206,15 +212,6 @@ def prefix_beam_search(
                     continue
                 entry = (score, tree.child(node, label), -math.inf, p_nb, p_nb, child_bonus)
                 (heapq.heapreplace if full else heapq.heappush)(heap, entry)
-        for _, node, _, _, _, bonus in beam:
-            p_b, p_nb = stays[node]
-            p = _logaddexp(p_b, p_nb)
-            score = p + bonus
-            full = len(heap) == beam_width
-            if score == -math.inf or full and score <= heap[0][0]:
-                continue
-            entry = (score, node, p_b, p_nb, p, bonus)
-            (heapq.heapreplace if full else heapq.heappush)(heap, entry)
         beam = heap
 
     beam.sort(reverse=True)

@@ -407,7 +407,7 @@ def _ctc(bug):
                 la[t, s] = lse(*terms) + log_probs[t, ext[s]]
         return la
 
-    def backward(log_probs, labels, blank=0):
+    def backward(log_probs, labels, blank=0, who="ctc_backward"):
         T, ext = len(log_probs), ext_of(labels, blank)
         S = len(ext)
         lb = np.full((T, S), -math.inf)
@@ -415,10 +415,10 @@ def _ctc(bug):
         for t in range(T - 2, -1, -1):
             for s in range(S):
                 terms = [lb[t + 1, s]] + ([lb[t + 1, s + 1]] if s + 1 < S else [])
-                if s + 2 < S and allowed_skip(ext, s + 2, blank, "ctc_backward"):
+                if s + 2 < S and allowed_skip(ext, s + 2, blank, who):
                     terms.append(lb[t + 1, s + 2])
                 lb[t, s] = lse(*terms) + log_probs[t, ext[s]]
-        if bug == "ctc_backward:no emission":
+        if bug == "ctc_backward:no emission" and who == "ctc_backward":
             return lb - log_probs[:, ext]
         return lb
 
@@ -431,7 +431,7 @@ def _ctc(bug):
 
     def grad(log_probs, labels, blank=0):
         log_alpha = forward(log_probs, labels, blank, who="ctc_grad")
-        log_beta = backward(log_probs, labels, blank)
+        log_beta = backward(log_probs, labels, blank, who="ctc_grad")
         log_p = np.logaddexp.reduce(log_alpha[-1, -2:])
         if not np.isfinite(log_p):
             return np.zeros_like(log_probs)

@@ -3,6 +3,7 @@ in-process grading of a namespace with the Check machinery."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,16 @@ from typing import Any
 
 import nbformat
 
-from autograder.checks import CHECKS, evaluate, reference_namespace
-from autograder.release import HERE as AUTOGRADER, nbgrader_env
+from autograder.checks import (
+    CHECKS,
+    compare,
+    evaluate,
+    get_check,
+    reference_namespace,
+    run_case,
+)
+from autograder.release import HERE as AUTOGRADER
+from autograder.release import nbgrader_env
 
 
 @dataclass
@@ -84,3 +93,34 @@ def grade_namespace(assignment: str, namespace: Mapping[str, Any],
     reference = reference_namespace(assignment)
     return {check.name: evaluate(assignment, check.name, namespace, reference, source)
             for check in CHECKS[assignment]}
+
+
+@functools.cache
+def reference_outputs(assignment: str, name: str) -> tuple[list[dict], list[dict]]:
+    """The cases of one check and the reference's outputs on them (computed once per session)."""
+    check = get_check(assignment, name)
+    reference = reference_namespace(assignment)
+    cases = check.make_cases()
+    outputs = []
+    for case in cases:
+        out, error = run_case(check, reference, case)
+        assert error is None, f"the reference fails on {name}: {error}"
+        outputs.append(out)
+    return cases, outputs
+
+
+def grade_checks(assignment: str, namespace: Mapping[str, Any], names) -> dict[str, str | None]:
+    """Grade ``namespace`` on the checks ``names`` against cached reference outputs."""
+    results = {}
+    for name in names:
+        check = get_check(assignment, name)
+        cases, expected = reference_outputs(assignment, name)
+        reason = None
+        for case, ref in zip(cases, expected, strict=True):
+            got, reason = run_case(check, namespace, case)
+            if reason is None:
+                reason = compare(name, got, ref, check, case)
+            if reason is not None:
+                break
+        results[name] = reason
+    return results

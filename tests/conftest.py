@@ -39,20 +39,24 @@ def jupyter_book_command() -> list[str]:
 
 
 def build_book(output: Path) -> BuiltBook:
-    """Build the book from ROOT into ``output`` as ``make book`` does: every warning is an error.
+    """Build the book from ROOT into ``output`` with the options of ``make book``: every warning
+    (nitpicky mode included) is an error.
 
     ``--path-output`` keeps the working tree clean, and the execution cache lives in
     ``output/_build/.jupyter_cache``, so a fresh ``output`` means a cold build that executes
     every demo notebook.
     """
     cmd = [*jupyter_book_command(), "build", str(ROOT), "--path-output", str(output),
-           "--warningiserror", "--keep-going"]
+           "--warningiserror", "--nitpick", "--keep-going"]
     started = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     seconds = time.perf_counter() - started
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:
-        pytest.fail(f"jupyter-book build failed (exit {proc.returncode}):\n{log[-6000:]}")
+        problems = [line for line in log.splitlines()
+                    if ("WARNING" in line or "ERROR" in line) and "IPKernelApp" not in line]
+        pytest.fail(f"jupyter-book build failed (exit {proc.returncode}):\n"
+                    + "\n".join(problems[:60]) + "\n...\n" + log[-3000:])
     return BuiltBook(output, output / "_build" / "html", seconds, log)
 
 

@@ -173,6 +173,8 @@ def test_demo_notebooks_ran_without_errors(built_book, chapter):
         assert sum(bool(c["outputs"]) for c in cells) > 0, f"{source.name}: no outputs"
         parsed = parse_page(html_of(built_book, source))
         assert parsed.cell_outputs > 0 and parsed.error_outputs == 0, source.name
+        ipynb = "_sources/" + source.relative_to(ROOT).with_suffix(".ipynb").as_posix()
+        assert any(h.endswith(ipynb) for h in parsed.hrefs), f"{source.name}: no .ipynb download"
 
 
 def test_front_pages_and_bibliography(built_book):

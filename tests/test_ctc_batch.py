@@ -200,3 +200,27 @@ def test_frames_past_the_input_length_are_not_checked():
     log_probs, targets, _, target_lengths = good_inputs()
     log_probs[5:, 1] = 0.0  # padding frames of sequence 1 need not be normalised
     ctc_loss_batch(log_probs, targets, [6, 5], target_lengths)
+
+
+def test_labels_of_underflowing_probability_keep_exact_losses():
+    # Labels at log-probability about -1000 (exp underflows to 0 in float64): the paths that emit
+    # all four labels are some e^-4000 less probable than those that stay on a blank, so only a
+    # recursion that keeps every position in log space (no shared scale per frame) gets them.
+    rng = np.random.default_rng(11)
+    logits = rng.normal(size=(20, 3, 6))
+    logits[..., 1:] -= 1000.0
+    log_probs = log_softmax(logits)
+    args = (log_probs, rng.integers(1, 6, size=(3, 4)), [20, 20, 15], [4, 4, 4])
+    loss, grad = ctc_loss_batch(*args, reduction="none", return_grad=True)
+    ref_loss, ref_grad = torch_reference(*args, reduction="none")
+    assert (loss > 3000).all()
+    np.testing.assert_allclose(loss, ref_loss, rtol=RTOL)
+    np.testing.assert_allclose(grad, ref_grad, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_raises_even_in_padding_frames(bad):
+    log_probs, targets, input_lengths, target_lengths = good_inputs()
+    log_probs[5, 1, 2] = bad  # frame 5 of sequence 1 lies past its input length, 5
+    with pytest.raises(ValueError, match=r"log_probs: contains nan or \+inf"):
+        ctc_loss_batch(log_probs, targets, input_lengths, target_lengths)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -68,6 +69,63 @@ def test_unbounded_prefix_beam_search_is_exact(case):
         assert abs(score - math.log(probs[tuple(labelling)])) < TOL
         assert abs(score + ctc_loss(log_probs, labelling, blank)) < TOL
     assert [s for _, s in result] == sorted((s for _, s in result), reverse=True)
+
+
+def plain_prefix_beam_search(
+    log_probs, beam_width, blank=0, label_min_logp=None, lm=None, alpha=0.5, beta=0.0
+):
+    """The textbook prefix beam search (Hannun, 2017), written for clarity, not speed: a dict of
+    prefix tuples, every stay and every extension by every label scored at every frame, then
+    the beam_width best kept. The same definition as prefix_beam_search, none of its shortcuts
+    (blank-only frames, labels tried best first, the bound that ends a prefix's extensions)."""
+    T, C = log_probs.shape
+    y = log_probs.copy()
+    if label_min_logp is not None:
+        is_label = np.arange(C) != blank
+        y[is_label & (y < label_min_logp) & (y < y.max(axis=1, keepdims=True))] = -np.inf
+    beam = {(): (0.0, -np.inf)}  # prefix -> (log p_b, log p_nb)
+    bonus = {(): 0.0}  # prefix -> alpha * log p_lm(prefix) + beta * len(prefix)
+    for t in range(T):
+        nxt = defaultdict(lambda: [-np.inf, -np.inf])
+        for prefix, (p_b, p_nb) in beam.items():
+            p = np.logaddexp(p_b, p_nb)
+            nxt[prefix][0] = np.logaddexp(nxt[prefix][0], p + y[t, blank])
+            if prefix:
+                nxt[prefix][1] = np.logaddexp(nxt[prefix][1], p_nb + y[t, prefix[-1]])
+            for c in (c for c in range(C) if c != blank):
+                grown = prefix + (c,)
+                if grown not in bonus:
+                    bonus[grown] = bonus[prefix] + (alpha * lm(prefix, c) + beta if lm else 0.0)
+                before = p_b if prefix and prefix[-1] == c else p
+                nxt[grown][1] = np.logaddexp(nxt[grown][1], before + y[t, c])
+        scored = sorted(((np.logaddexp(*v) + bonus[k], k) for k, v in nxt.items()), reverse=True)
+        beam = {k: tuple(nxt[k]) for score, k in scored[:beam_width] if score > -np.inf}
+    result = [(list(k), float(np.logaddexp(*v) + bonus[k])) for k, v in beam.items()]
+    return sorted(result, key=lambda pair: -pair[1])
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_narrow_beam_keeps_exactly_the_best_candidates_of_every_frame(case):
+    # Small alphabets make repeats and merges ("ab" reached from "a" while "ab" is in the beam)
+    # frequent; scale 4 makes frames peaky, and pruning at -3 then leaves blank-only frames.
+    rng = np.random.default_rng(300 + case)
+    T, C = int(rng.integers(10, 40)), int(rng.integers(2, 6))
+    blank = int(rng.choice([0, C - 1]))
+    options = dict(beam_width=int(rng.integers(1, 9)), blank=blank)
+    if case % 2:
+        options["label_min_logp"] = -3.0
+    if case % 3 == 0:
+        table = rng.normal(size=(C + 1, C))
+        options.update(
+            lm=lambda prefix, c: -abs(table[prefix[-1] if prefix else C, c]), alpha=0.7, beta=0.4
+        )
+    logits = rng.normal(scale=4.0 if case % 2 else 1.5, size=(T, C))
+    logits[-2:, blank] += 12.0  # the search ends on blank-dominated frames (blank-only if pruned)
+    log_probs = log_softmax(logits)
+    result = prefix_beam_search(log_probs, **options)
+    expected = plain_prefix_beam_search(log_probs, **options)
+    assert [l for l, _ in result] == [l for l, _ in expected]
+    np.testing.assert_allclose([s for _, s in result], [s for _, s in expected], rtol=0, atol=TOL)
 
 
 def test_prefix_beam_search_beats_greedy_when_paths_split_the_mass():

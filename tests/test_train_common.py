@@ -11,9 +11,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
+from solutions.convlstm import EncoderForecaster
+from solutions.fc_lstm import FCLSTM
 from solutions.train import __main__ as cli
 from solutions.train import adding, common, moving, ocr
 
@@ -68,7 +71,7 @@ class _Toy(torch.nn.Module):
 
 
 def test_nan_guard_stops_before_the_update_and_keeps_the_last_good_checkpoint(tmp_path):
-    cfg = common.BaseConfig(steps=10, checkpoint_every=2, log_every=1, progress=False)
+    cfg = common.BaseConfig(steps=10, checkpoint_every=2, log_every=1, progress=False, threads=1)
     rt = common.setup_runtime(cfg)
     model = _Toy()
     optimizer, scheduler = common.make_optimizer(model, cfg, schedule="constant")
@@ -145,6 +148,13 @@ def test_a_used_run_folder_is_refused_without_resume(tmp_path, capsys):
     assert "--resume" in capsys.readouterr().err
 
 
+def test_resume_with_changed_options_is_refused(tmp_path, capsys):
+    adding.train(adding.Config(out=str(tmp_path), **{**TINY_ADDING, "steps": 2}))
+    argv = ["adding", "--out", str(tmp_path), "--resume", "--cells", "lstm", "--seq-len", "9"]
+    assert cli.main(argv) == 2
+    assert "--seq-len (was 8, now 9)" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("task", ["adding", "ocr", "moving"])
 def test_help_lists_every_config_option(task, capsys):
     with pytest.raises(SystemExit):
@@ -153,3 +163,30 @@ def test_help_lists_every_config_option(task, capsys):
     module = {"adding": adding, "ocr": ocr, "moving": moving}[task]
     for f in dataclasses.fields(module.Config):
         assert "--" + f.name.replace("_", "-") in text
+
+
+@pytest.mark.parametrize("name", ["fc", "convlstm"])
+def test_fit_runs_under_autocast(tmp_path, name):
+    # CUDA is not available here; CPU bfloat16 autocast exercises the same mixed-precision path
+    # of the loop and the models (half-precision activations, float32 loss)
+    torch.set_num_threads(1)
+    cfg = common.BaseConfig(steps=3, log_every=1, progress=False)
+    rt = common.Runtime(torch.device("cpu"), autocast_dtype=torch.bfloat16)
+    if name == "fc":
+        model = FCLSTM((1, 8, 8), (8,), future=2)
+    else:
+        model = EncoderForecaster(in_channels=1, hidden_channels=[4], kernel_size=3,
+                                  state_kernel_size=1, future_steps=2)
+    optimizer, scheduler = common.make_optimizer(model, cfg)
+    seqs = torch.rand(2, 5, 1, 8, 8)
+
+    def loss_fn(net, batch):
+        logits = net(batch[:, :3])
+        assert logits.dtype == torch.bfloat16
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits.float(),
+                                                                    batch[:, 3:]), {}
+
+    records = common.fit(cfg=cfg, rt=rt, run_dir=tmp_path, model=model, optimizer=optimizer,
+                         scheduler=scheduler, make_batch=lambda step: seqs, loss_fn=loss_fn)
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert all(np.isfinite(r["loss"]) for r in records)

@@ -121,8 +121,13 @@ def describe_case(case: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _integral(a: np.ndarray) -> bool:
+    return bool(np.all(np.isfinite(a)) and np.all(a == np.round(a)))
+
+
 def _format_values(a: np.ndarray) -> str:
-    if a.size <= 12 and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+    """Small integer arrays (labellings) by value, anything else by shape."""
+    if a.size <= 12 and _integral(a):
         return str(a.astype(np.int64).tolist())
     return f"shape {a.shape}"
 
@@ -159,7 +164,7 @@ def _compare_one(student: Mapping, reference: Mapping, check: Check) -> str | No
         diff = np.abs(got[finite] - ref[finite])
         if diff.size and np.any(diff > check.atol + check.rtol * np.abs(ref[finite])):
             scale = np.maximum(np.abs(got[finite]) + np.abs(ref[finite]), 1e-12)
-            if got.size <= 12 and np.all(ref == np.round(ref)):
+            if got.ndim <= 1 and got.size <= 12 and _integral(got) and _integral(ref):
                 return f"{key} is {_format_values(got)}, expected {_format_values(ref)}"
             return f"{key} differs: max rel error {np.max(diff / scale):.1e}"
     return None

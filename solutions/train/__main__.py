@@ -17,7 +17,7 @@ import typing
 import torch.distributed as dist
 
 from solutions.train import TASKS, load_task
-from solutions.train.common import NonFiniteLossError
+from solutions.train.common import COMMAND, NonFiniteLossError
 
 
 def _parse_tuple(item_type, choices):
@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    launcher = "torchrun ... -m" if "LOCAL_RANK" in os.environ else "python -m"
+    COMMAND["line"] = f"{launcher} solutions.train " + " ".join(words)
     values = dict(vars(args))
     task = values.pop("task")
     module = load_task(task)

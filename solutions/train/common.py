@@ -41,6 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+COMMAND = {"line": None}  # the command line, set by ``python -m solutions.train``, for meta.json
 
 
 def knob(default, help: str, **metadata):
@@ -239,6 +240,8 @@ def make_run_dir(cfg: BaseConfig, task: str, rt: Runtime) -> Path:
         if cfg.resume:
             if not (run_dir / CHECKPOINT).exists() and not any(run_dir.glob(f"*/{CHECKPOINT}")):
                 problem = FileNotFoundError(f"--resume: no {CHECKPOINT} in {run_dir}")
+            else:
+                problem = _config_change(run_dir, cfg)
         elif (run_dir / METRICS).exists() or (run_dir / CHECKPOINT).exists() or any(
             run_dir.glob(f"*/{METRICS}")
         ):
@@ -256,9 +259,29 @@ def make_run_dir(cfg: BaseConfig, task: str, rt: Runtime) -> Path:
         run_dir.mkdir(parents=True, exist_ok=True)
         config = {"task": task, **dataclasses.asdict(cfg)}
         (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        write_meta(run_dir, rt, started=time.time())
+        write_meta(run_dir, rt, started=time.time(), command=COMMAND["line"])
     _barrier(rt)
     return run_dir
+
+
+# options that may change when a run is resumed: they do not change what is computed
+_RUNTIME_OPTIONS = {"out", "device", "resume", "stop_after", "workers", "threads", "progress",
+                    "checkpoint_every"}
+
+
+def _config_change(run_dir: Path, cfg: BaseConfig) -> ValueError | None:
+    """A ``ValueError`` naming the options that differ from the run being resumed, if any."""
+    path = run_dir / "config.json"
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    now = json.loads(json.dumps(dataclasses.asdict(cfg)))  # tuples -> lists, as saved
+    changed = [f"--{k.replace('_', '-')} (was {saved.get(k)!r}, now {v!r})"
+               for k, v in now.items() if k not in _RUNTIME_OPTIONS and saved.get(k) != v]
+    if changed:
+        return ValueError("--resume: the run in " + str(run_dir) + " was started with other "
+                          "options; a continuation must use the same: " + ", ".join(changed))
+    return None
 
 
 def write_meta(run_dir: Path, rt: Runtime, **extra) -> None:

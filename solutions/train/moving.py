@@ -78,8 +78,9 @@ class Config(BaseConfig):
                       log_every=2, checkpoint_every=4, threads=1),
         "cpu": dict(about="small models, about 5 minutes for all five on 2 CPU cores",
                     steps=250, batch_size=16, channels=8, fc_hidden=128, eval_size=128,
-                    log_every=10, checkpoint_every=50, lr=3e-3),
-        "gpu": dict(about="models 1/2 of the paper's width, about 10 minutes on one GPU",
+                    log_every=10, checkpoint_every=50, lr=3e-3, threads=1),
+        "gpu": dict(about="models half the paper's width, sized for about 10 minutes on one GPU "
+                          "(an estimate: not yet timed on a GPU)",
                     steps=3000, batch_size=32, channels=64, fc_hidden=1024, eval_size=1000,
                     eval_every=1000, log_every=20, checkpoint_every=500, lr=1e-3),
     }
