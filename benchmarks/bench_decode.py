@@ -20,9 +20,9 @@ ours; and its threshold prunes the blank too, while ours never drops the blank (
 where a label spikes, pyctcdecode extends each beam entry by that label only, ours also keeps
 every prefix's blank-ending paths).
 
-The script prints median CPU times (``time.process_time``: both decoders are single-threaded), the speed ratio (pyctcdecode time / ours; goal >= 5), how often
-the two top hypotheses agree, and how often ours is at least as probable as pyctcdecode's (both
-scored exactly with ``ctc_loss``).
+The script prints median CPU times (``time.process_time``: both decoders are single-threaded),
+the speed ratio (pyctcdecode time / ours; goal >= 5), how often the two top hypotheses agree, and
+how often ours is at least as probable as pyctcdecode's (both scored exactly with ``ctc_loss``).
 """
 
 import argparse
