@@ -4,10 +4,11 @@ Every public function validates its arguments before doing any arithmetic, so a 
 with a message that names the argument and the shape expected, instead of broadcasting silently or
 failing deep inside a matmul.
 
-Shapes are written with letters, as in the docstrings: ``check_array("x", x, ("N", "T", "D"), dims)``
-binds ``N``, ``T`` and ``D`` in the dict ``dims`` the first time they are seen and checks them
-every later time, so ``check_array("Wx", Wx, ("D", "H"), dims)`` fails if ``Wx`` does not match ``x``.
-An integer in a spec is a fixed size; a string of the form ``"4H"`` is a multiple of a bound letter.
+Shapes are written with letters, as in the docstrings:
+``check_array("x", x, ("N", "T", "D"), dims)`` binds ``N``, ``T`` and ``D`` in the dict ``dims`` the
+first time they are seen and checks them every later time, so
+``check_array("Wx", Wx, ("D", "H"), dims)`` fails if ``Wx`` does not match ``x``. An integer in a
+spec is a fixed size; a string of the form ``"4H"`` is a multiple of a bound letter.
 """
 
 from __future__ import annotations
