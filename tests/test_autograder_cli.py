@@ -116,15 +116,11 @@ def test_hidden_test_blocks_are_removed_from_feedback_source():
     assert "secret" not in hide_tests("x = 1\n### BEGIN HIDDEN TESTS\nsecret()")
 
 
-needs_rnn = pytest.mark.skipif(not SOURCE.exists(), reason="the rnn assignment is not written yet")
-
-
 def _run(*args, timeout=900):
     return subprocess.run([sys.executable, "-m", "autograder", *args], capture_output=True,
                           text=True, timeout=timeout, cwd=ROOT)
 
 
-@needs_rnn
 @pytest.mark.grading
 @pytest.mark.slow
 def test_selfcheck_gives_the_solution_full_marks_and_the_stub_zero():
@@ -133,7 +129,6 @@ def test_selfcheck_gives_the_solution_full_marks_and_the_stub_zero():
     assert "rnn: solution: 15/15" in run.stdout and "rnn: student-version: 0/15" in run.stdout
 
 
-@needs_rnn
 @pytest.mark.grading
 @pytest.mark.slow
 def test_grade_export_and_feedback_with_another_database(tmp_path):
