@@ -10,15 +10,13 @@ Posteriors of T = 100 and 400 frames, beams of 10 and 25, two kinds of input:
 - *peaky*: CTC-like outputs, mostly blank with short spikes of one label (logit 8 above noise);
 - *flat*: log_softmax of standard normal logits, where many labellings are close.
 
-Both decoders get the same pruning, so they search the same space: labels below log-probability
--5 are skipped unless they are the frame's best (``token_min_logp=-5`` in pyctcdecode,
-``label_min_logp=-5`` here), and no beam is dropped for its score alone (pyctcdecode's
-``beam_prune_logp=-inf``; its default -10 has no counterpart here), ``prune_history=False``.
-Two differences remain, both giving pyctcdecode less work: its beam holds (text, last symbol)
-states, so a prefix that ends both in a blank and in a label takes two of its slots and one of
-ours; and its threshold prunes the blank too, while ours never drops the blank (on a peaky frame
-where a label spikes, pyctcdecode extends each beam entry by that label only, ours also keeps
-every prefix's blank-ending paths).
+Both decoders get the same pruning, so they search the same space: every symbol below
+log-probability -5, the blank included, is skipped unless it is the frame's best
+(``token_min_logp=-5`` in pyctcdecode, ``label_min_logp=-5`` here, with the same definition), and
+no beam is dropped for its score alone (pyctcdecode's ``beam_prune_logp=-inf``; its default -10
+has no counterpart here), ``prune_history=False``. One difference remains, giving pyctcdecode
+less work: its beam holds (text, last symbol) states, so a prefix that ends both in a blank and
+in a label takes two of its slots and one of ours.
 
 The script prints median CPU times (``time.process_time``: both decoders are single-threaded),
 the speed ratio (pyctcdecode time / ours; goal >= 5), how often the two top hypotheses agree, and
@@ -79,8 +77,10 @@ def main():
     decoder = build_ctcdecoder(ALPHABET)
     options = dict(token_min_logp=PRUNE, beam_prune_logp=-np.inf, prune_history=False)
     print(f"pyctcdecode options: {options}; ours: label_min_logp={PRUNE}")
-    print(f"{'input':<6} {'T':>4} {'beam':>4} {'ours ms':>9} {'pyctc ms':>9} {'ratio':>6} "
-          f"{'same top':>9} {'ours >=':>8}")
+    print(
+        f"{'input':<6} {'T':>4} {'beam':>4} {'ours ms':>9} {'pyctc ms':>9} {'ratio':>6} "
+        f"{'same top':>9} {'ours >=':>8}"
+    )
     rng = np.random.default_rng(0)
     for kind, make in (("peaky", peaky), ("flat", flat)):
         for T in (100, 400):
@@ -108,8 +108,10 @@ def main():
                     better += -ctc_loss(log_probs, ours[0][0]) >= -ctc_loss(log_probs, their_labels)
                 a, b = statistics.median(ours_t), statistics.median(theirs_t)
                 n = args.utterances
-                print(f"{kind:<6} {T:>4} {beam:>4} {a * 1e3:9.2f} {b * 1e3:9.2f} {b / a:6.1f} "
-                      f"{same:>4}/{n} {better:>6}/{n}")
+                print(
+                    f"{kind:<6} {T:>4} {beam:>4} {a * 1e3:9.2f} {b * 1e3:9.2f} {b / a:6.1f} "
+                    f"{same:>4}/{n} {better:>6}/{n}"
+                )
 
 
 if __name__ == "__main__":

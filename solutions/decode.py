@@ -27,13 +27,18 @@ An optional language model rescores prefixes as they grow (Hannun et al., 2014; 
 
 where ``beta`` is an insertion bonus that offsets the LM's bias towards short outputs.
 
+``label_min_logp`` prunes the search the way pyctcdecode's ``token_min_logp`` does: in every
+frame, each symbol whose log-probability is below it, **the blank included**, gets probability 0,
+except the frame's most probable symbol, which is always kept. The search is then exact over
+the pruned frames (not renormalised); on a peaky network output most frames keep one symbol.
+
 Implementation: prefixes are nodes of a prefix tree (an integer per prefix, so looking one up
 costs the same however long it is), and the search works on Python floats, which are much
-faster than numpy for the few numbers a frame touches. Two shortcuts keep the work per frame
-small without changing the result: a frame where only the blank has non-zero probability (most
-frames of a trained network once ``label_min_logp`` prunes) just adds ``log y[blank]`` to every
-prefix; otherwise each prefix tries its extensions from the most probable label down and stops
-at the first one that cannot beat the ``beam_width``-th best candidate found so far.
+faster than numpy for the few numbers a frame touches; each frame is a dict of its surviving
+labels. Two shortcuts keep the work per frame small without changing the result: a frame where
+only the blank survives just adds ``log y[blank]`` to every prefix; otherwise each prefix tries
+its extensions from the most probable label down and stops at the first one that cannot beat
+the ``beam_width``-th best candidate found so far.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import numpy as np
 from solutions.ctc import check_log_probs, ctc_collapse
 
 LanguageModel = Callable[[tuple, int], float]
+NEG_INF = -math.inf  # log 0
 
 
 def greedy_decode(log_probs: np.ndarray, blank: int = 0) -> list[int]:
@@ -63,26 +69,26 @@ def greedy_decode(log_probs: np.ndarray, blank: int = 0) -> list[int]:
 
 
 class _PrefixTree:
-    """Every prefix seen so far, as a node id; node 0 is the empty prefix."""
+    """Every prefix seen so far, as a node id; node 0 is the empty prefix.
 
-    def __init__(self):
+    The child of ``node`` by ``label`` is ``children[node * num_symbols + label]`` (an integer key
+    hashes faster than a tuple). The search adds nodes itself (to ``children``, ``parent`` and
+    ``last`` together), in its inner loop, where a method call would be a noticeable share of
+    the work.
+    """
+
+    def __init__(self, num_symbols: int):
+        self.num_symbols = num_symbols
         self.parent = [-1]
         self.last = [-1]  # last label of each prefix; -1 for the empty one
-        self._children: dict[tuple[int, int], int] = {}
-
-    def child(self, node: int, label: int) -> int:
-        child = self._children.get((node, label))
-        if child is None:
-            child = self._children[node, label] = len(self.parent)
-            self.parent.append(node)
-            self.last.append(label)
-        return child
+        self.children: dict[int, int] = {}
 
     def labels(self, node: int) -> list[int]:
+        parent, last = self.parent, self.last
         labels = []
         while node > 0:
-            labels.append(self.last[node])
-            node = self.parent[node]
+            labels.append(last[node])
+            node = parent[node]
         return labels[::-1]
 
 
@@ -95,13 +101,29 @@ def _logaddexp(a: float, b: float) -> float:
     return a + math.log1p(math.exp(b - a))
 
 
-def _extension(p_b: float, p: float, last: int, label: int, y: list[float]) -> float:
-    """``log p_nb`` that a prefix gives to its extension by ``label`` at a frame ``y``.
+def _frames(
+    log_probs: np.ndarray, blank: int, label_min_logp: float | None
+) -> tuple[list[float], list[dict[int, float]]]:
+    """Each frame of ``log_probs`` (T, C) as ``log y[blank]`` and a dict ``{label: log y[label]}``
+    of its labels of non-zero probability, most probable first (dicts keep insertion order).
 
-    The prefix has ``log p_b``, ``log p = log(p_b + p_nb)`` and last label ``last``. A repeat of
-    the last label needs a blank in between, so only the paths that end in a blank continue.
+    With ``label_min_logp`` every symbol below it, the blank included, gets probability 0,
+    except the frame's most probable symbol.
     """
-    return (p_b if label == last else p) + y[label]
+    if label_min_logp is not None:
+        best = log_probs.max(axis=1, keepdims=True)  # (T, 1)
+        log_probs = np.where((log_probs < label_min_logp) & (log_probs < best), -np.inf, log_probs)
+    kept = np.isfinite(log_probs)  # (T, C)
+    kept[:, blank] = False
+    frame, label = np.nonzero(kept)  # (K,) each
+    logp = log_probs[frame, label]  # (K,)
+    order = np.lexsort((-logp, frame))  # by frame, then most probable first
+    labels: list[dict[int, float]] = [{} for _ in range(len(log_probs))]
+    for t, c, logp_c in zip(
+        frame[order].tolist(), label[order].tolist(), logp[order].tolist(), strict=True
+    ):
+        labels[t][c] = logp_c
+    return log_probs[:, blank].tolist(), labels
 
 
 def prefix_beam_search(
@@ -124,13 +146,14 @@ def prefix_beam_search(
       tuple of label ids; called at most once for each (prefix, label) pair, when a prefix in the
       beam is extended by that label
     - alpha: LM weight; beta: bonus added per label. Both are used only when ``lm`` is given.
-    - label_min_logp: if set, labels whose log-probability at a frame is below this get
-      probability 0 there (the frame's most probable symbol is always kept; the blank is never
-      pruned); ``None`` considers every label
+    - label_min_logp: if set, every symbol whose log-probability at a frame is below this, the
+      blank included, gets probability 0 there, except the frame's most probable symbol (the
+      meaning of pyctcdecode's ``token_min_logp``); ``None`` (default) considers every symbol
 
     Returns up to ``beam_width`` pairs ``(labelling, score)``, best first. Without ``lm`` the
     score is ``log p(labelling | x)`` summed over the alignments that survived the beam (all of
-    them when the beam is wide enough, so it then equals ``-ctc_loss``). With ``lm`` it is the
+    them when the beam is wide enough, so it then equals ``-ctc_loss``; with ``label_min_logp``,
+    only alignments through symbols that survived the pruning count). With ``lm`` it is the
     ranking score ``log p_ctc + alpha * sum log p_lm(label | history) + beta * len(labelling)``.
     """
     log_probs = check_log_probs(log_probs, blank)
@@ -138,21 +161,9 @@ def prefix_beam_search(
         raise ValueError(f"beam_width: expected an integer >= 1, got {beam_width!r}")
     if beam_width < 1:
         raise ValueError(f"beam_width: expected an integer >= 1, got {beam_width!r}")
-    T, C = log_probs.shape
-    is_label = np.arange(C) != blank  # (C,)
-    if label_min_logp is not None:
-        best = log_probs.max(axis=1, keepdims=True)  # (T, 1)
-        pruned = is_label & (log_probs < label_min_logp) & (log_probs < best)  # (T, C)
-        log_probs = np.where(pruned, -np.inf, log_probs)
-    # Each frame's labels of non-zero probability, most probable first: a prefix tries its
-    # extensions in this order, so the first one that cannot enter the beam ends its loop.
-    label_logp = np.where(is_label, log_probs, -np.inf)  # (T, C)
-    order = np.argsort(-label_logp, axis=1, kind="stable")  # (T, C)
-    count = np.isfinite(label_logp).sum(axis=1)  # (T,)
-    frame_labels = [row[:k] for row, k in zip(order.tolist(), count.tolist(), strict=True)]
-    rows = log_probs.tolist()  # Python floats: much faster than numpy scalars, one at a time
+    blank_logp, label_logp = _frames(log_probs, blank, label_min_logp)
 
-    tree = _PrefixTree()
+    tree = _PrefixTree(log_probs.shape[1])
     lm_terms: dict[tuple[int, int], float] = {}  # (node, label) -> alpha * log p_lm + beta
 
     def lm_term(node: int, label: int) -> float:
@@ -163,55 +174,73 @@ def prefix_beam_search(
 
     # The beam, a min-heap of (score, node, log p_b, log p_nb, log p, bonus) with p = p_b + p_nb,
     # bonus the LM part of the score (0 without an lm) and score = log p + bonus.
-    beam = [(0.0, 0, 0.0, -math.inf, 0.0, 0.0)]
-    for t in range(T):
-        y = rows[t]  # (C,)
-        labels = frame_labels[t]
-        if not labels:
+    beam = [(0.0, 0, 0.0, NEG_INF, 0.0, 0.0)]
+    # The tree's parts as local names: they are read in the inner loops.
+    parents, lasts, children, num_symbols = tree.parent, tree.last, tree.children, tree.num_symbols
+    for y_blank, y in zip(blank_logp, label_logp, strict=True):
+        if not y:
             # Only the blank has non-zero probability: every path goes on with a blank, and all
-            # scores shift by y[blank], which keeps the prefixes and their order.
+            # scores shift by y_blank, which keeps the prefixes and their order.
             beam = [
-                (score + y[blank], node, p + y[blank], -math.inf, p + y[blank], bonus)
+                (score + y_blank, node, p + y_blank, NEG_INF, p + y_blank, bonus)
                 for score, node, _, _, p, bonus in beam
             ]
             continue
 
         # Keep the beam_width best of the stays and the extensions by one label, in a min-heap.
-        totals = {node: (p_b, p) for _, node, p_b, _, p, _ in beam}  # at frame t - 1
-        joined = set()  # (node, label) of the extensions that recreate a prefix in the beam
+        in_beam = {entry[1]: entry for entry in beam}  # node -> entry, at frame t - 1
         heap = []
         for _, node, _, p_nb, p, bonus in beam:
             # Stay on the same prefix: through a blank, or by repeating the last label.
-            last = tree.last[node]
-            stay_b, stay_nb = p + y[blank], p_nb + y[last] if node else -math.inf
-            # An extension can recreate a prefix that is already in the beam ("ab" from "a" when
-            # "ab" is there too): its probability joins that prefix instead of being a duplicate.
-            parent = tree.parent[node]
-            if parent in totals:
-                grown = _extension(*totals[parent], tree.last[parent], last, y)
-                stay_nb = _logaddexp(stay_nb, grown)
-                joined.add((parent, last))
-            stay = _logaddexp(stay_b, stay_nb)
-            if stay > -math.inf:
+            stay_b = stay = p + y_blank
+            last = lasts[node]
+            if last in y:
+                stay_nb = p_nb + y[last]
+                # An extension can recreate a prefix that is already in the beam ("ab" from "a"
+                # when "ab" is there too): its probability joins that prefix here, and the
+                # extension loop below skips it.
+                parent = parents[node]
+                if parent in in_beam:
+                    _, _, parent_b, _, parent_p, _ = in_beam[parent]
+                    # A repeat of the last label needs a blank in between: only p_b continues.
+                    grown = (parent_b if last == lasts[parent] else parent_p) + y[last]
+                    stay_nb = _logaddexp(stay_nb, grown)
+                stay = _logaddexp(stay_b, stay_nb)
+            else:  # the last label has probability 0 here (or there is none): only the blank
+                stay_nb = NEG_INF
+            if stay > NEG_INF:
                 heap.append((stay + bonus, node, stay_b, stay_nb, stay, bonus))
         heapq.heapify(heap)
+        floor = heap[0][0] if len(heap) == beam_width else NEG_INF  # a candidate must beat it
+        labels = list(y.items())  # (label, log y[label]), most probable first
         for _, node, p_b, _, p, bonus in beam:
-            last = tree.last[node]
-            for label in labels:
-                full = len(heap) == beam_width
-                # p + y[label] + bonus bounds this extension's score and all the later ones'
+            last = lasts[node]
+            for label, y_label in labels:
+                # p + y_label + bonus bounds this extension's score and all the later ones'
                 # (with an lm the label's own bonus is not known in advance: try them all).
-                if lm is None and full and p + y[label] + bonus < heap[0][0]:
+                if lm is None and p + y_label + bonus < floor:
                     break
-                if joined and (node, label) in joined:
-                    continue
-                p_nb = _extension(p_b, p, last, label, y)
+                p_nb = (p_b if label == last else p) + y_label
                 child_bonus = bonus if lm is None else bonus + lm_term(node, label)
                 score = p_nb + child_bonus
-                if score == -math.inf or full and score <= heap[0][0]:
+                if score <= floor:
                     continue
-                entry = (score, tree.child(node, label), -math.inf, p_nb, p_nb, child_bonus)
-                (heapq.heapreplace if full else heapq.heappush)(heap, entry)
+                key = node * num_symbols + label
+                child = children.get(key)
+                if child is None:  # a new prefix: a new node of the tree
+                    child = children[key] = len(parents)
+                    parents.append(node)
+                    lasts.append(label)
+                elif child in in_beam:
+                    continue
+                entry = (score, child, NEG_INF, p_nb, p_nb, child_bonus)
+                if len(heap) < beam_width:
+                    heapq.heappush(heap, entry)
+                    if len(heap) == beam_width:
+                        floor = heap[0][0]
+                else:
+                    heapq.heapreplace(heap, entry)
+                    floor = heap[0][0]
         beam = heap
 
     beam.sort(reverse=True)

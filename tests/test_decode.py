@@ -27,14 +27,25 @@ def log_softmax(u: np.ndarray) -> np.ndarray:
 
 
 def labelling_probabilities(log_probs: np.ndarray, blank: int) -> dict[tuple, float]:
-    """p(l | x) of every labelling l, by summing over all C^T paths."""
+    """p(l | x) of every labelling l of non-zero probability, by summing over all C^T paths."""
     T, C = log_probs.shape
     probs: dict[tuple, float] = {}
     for path in itertools.product(range(C), repeat=T):
-        labelling = tuple(ctc_collapse(path, blank))
         p = math.exp(log_probs[np.arange(T), list(path)].sum())
-        probs[labelling] = probs.get(labelling, 0.0) + p
+        if p > 0.0:
+            labelling = tuple(ctc_collapse(path, blank))
+            probs[labelling] = probs.get(labelling, 0.0) + p
     return probs
+
+
+def prune(log_probs: np.ndarray, min_logp: float) -> np.ndarray:
+    """The definition of ``label_min_logp`` (pyctcdecode's ``token_min_logp``): in every frame,
+    each symbol below ``min_logp``, the blank included, gets probability 0 (not renormalised),
+    except the frame's most probable symbol."""
+    pruned = log_probs.copy()
+    for row in pruned:
+        row[(row < min_logp) & (row != row.max())] = -np.inf
+    return pruned
 
 
 def tiny_problems(count: int):
@@ -71,6 +82,36 @@ def test_unbounded_prefix_beam_search_is_exact(case):
     assert [s for _, s in result] == sorted((s for _, s in result), reverse=True)
 
 
+@pytest.mark.parametrize("case", range(12))
+def test_unbounded_search_with_label_min_logp_is_exact_on_the_pruned_frames(case):
+    log_probs, blank = list(tiny_problems(12))[case]
+    min_logp = (-0.5, -1.0, -2.0)[case % 3]
+    probs = labelling_probabilities(prune(log_probs, min_logp), blank)
+    result = prefix_beam_search(
+        log_probs, beam_width=UNBOUNDED, blank=blank, label_min_logp=min_logp
+    )
+    assert {tuple(l) for l, _ in result} == set(probs)
+    for labelling, score in result:
+        assert abs(score - math.log(probs[tuple(labelling)])) < TOL
+
+
+def test_label_min_logp_prunes_the_blank_like_any_symbol():
+    # Label 1 has 0.9 in all three frames, the blank and label 2 0.05: at log(0.1) only the path
+    # 1 1 1 survives. Without pruning the blank, [1, 1] (1 blank 1) would be found too.
+    log_probs = np.log(np.tile([0.05, 0.9, 0.05], (3, 1)))
+    result = prefix_beam_search(log_probs, beam_width=10, label_min_logp=math.log(0.1))
+    assert [l for l, _ in result] == [[1]]
+    assert abs(result[0][1] - 3 * math.log(0.9)) < TOL
+
+
+def test_label_min_logp_always_keeps_the_most_probable_symbol():
+    # Every symbol is below the threshold; the most probable one (label 2, then the blank) stays.
+    log_probs = np.log(np.array([[0.3, 0.3, 0.4], [0.4, 0.3, 0.3]]))
+    result = prefix_beam_search(log_probs, beam_width=10, label_min_logp=math.log(0.5))
+    assert [l for l, _ in result] == [[2]]
+    assert abs(result[0][1] - math.log(0.4 * 0.4)) < TOL
+
+
 def plain_prefix_beam_search(
     log_probs, beam_width, blank=0, label_min_logp=None, lm=None, alpha=0.5, beta=0.0
 ):
@@ -79,10 +120,7 @@ def plain_prefix_beam_search(
     the beam_width best kept. The same definition as prefix_beam_search, none of its shortcuts
     (blank-only frames, labels tried best first, the bound that ends a prefix's extensions)."""
     T, C = log_probs.shape
-    y = log_probs.copy()
-    if label_min_logp is not None:
-        is_label = np.arange(C) != blank
-        y[is_label & (y < label_min_logp) & (y < y.max(axis=1, keepdims=True))] = -np.inf
+    y = log_probs if label_min_logp is None else prune(log_probs, label_min_logp)
     beam = {(): (0.0, -np.inf)}  # prefix -> (log p_b, log p_nb)
     bonus = {(): 0.0}  # prefix -> alpha * log p_lm(prefix) + beta * len(prefix)
     for t in range(T):
