@@ -160,7 +160,3 @@ def labels_to_string(labels) -> str:
     """Class indices (digit ``d`` as ``d + 1``) to the digit string."""
     return "".join(str(int(c) - 1) for c in labels)
 
-
-def validate_style(style: OCRStyle) -> None:
-    """Raise ``ValueError`` naming the first field of ``style`` that is out of range."""
-    ocr_batch(0, 0, [], style=style)

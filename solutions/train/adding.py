@@ -16,6 +16,8 @@ the prediction; the loss is the mean squared error. Answering the mean gives ``1
 ``solutions.modules.GRUCell``. The package has no plain-RNN module, so the reference RNN is the same
 loop over ``torch.nn.RNNCell`` (``h' = tanh(W_ih x + b_ih + W_hh h + b_hh)``, the equation of
 ``solutions.rnn.rnn_step_forward``). ``--impl torch`` uses ``torch.nn.RNN``, ``LSTM`` and ``GRU``.
+In both, the LSTM's forget-gate bias starts at 1 (Jozefowicz et al. 2015), the usual remedy for
+its slow start on long-memory tasks.
 """
 
 from __future__ import annotations

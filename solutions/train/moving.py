@@ -76,7 +76,8 @@ class Config(BaseConfig):
         "smoke": dict(about="a few steps of tiny models, seconds on a CPU (tests, book pages)",
                       steps=8, batch_size=4, channels=4, fc_hidden=32, eval_size=8,
                       log_every=2, checkpoint_every=4, threads=1),
-        "cpu": dict(about="small models, about 5 minutes for all five on 2 CPU cores",
+        "cpu": dict(about="small models, about 5 minutes of one CPU core for all five; too short "
+                          "for them to converge (see results/moving)",
                     steps=250, batch_size=16, channels=8, fc_hidden=128, eval_size=128,
                     log_every=10, checkpoint_every=50, lr=3e-3, threads=1),
         "gpu": dict(about="models half the paper's width, sized for about 10 minutes on one GPU "

@@ -27,11 +27,9 @@ import torch
 import torch.nn.functional as F
 
 from solutions.crnn import CRNN
-from solutions.data.ocr import NUM_CLASSES, OCRStyle, labels_to_string, ocr_batch
+from solutions.data.ocr import BLANK, NUM_CLASSES, OCRStyle, labels_to_string, ocr_batch
 from solutions.train import common
 from solutions.train.common import BaseConfig, knob
-
-BLANK = 0
 
 
 @dataclass
