@@ -20,7 +20,8 @@ import numpy as np
 _MULTIPLE = re.compile(r"^(\d+)([A-Za-z]\w*)$")
 
 
-def _format_spec(spec: tuple) -> str:
+def format_spec(spec: tuple) -> str:
+    """``("N", "T", "D")`` -> ``"(N, T, D)"``, as the error messages write a shape."""
     return "(" + ", ".join(str(s) for s in spec) + ("," if len(spec) == 1 else "") + ")"
 
 
@@ -30,8 +31,7 @@ def check_array(name: str, value, spec: tuple, dims: dict | None = None) -> np.n
     Returns the array unchanged. Raises ``TypeError`` for a non-array or a non-float dtype and
     ``ValueError`` for a wrong rank or size; both messages name ``name`` and the expected shape.
     """
-    dims = {} if dims is None else dims
-    expected = _format_spec(spec)
+    expected = format_spec(spec)
     if not isinstance(value, np.ndarray):
         raise TypeError(
             f"{name}: expected a numpy array of shape {expected}, got {type(value).__name__}"
@@ -40,21 +40,27 @@ def check_array(name: str, value, spec: tuple, dims: dict | None = None) -> np.n
         raise TypeError(
             f"{name}: expected a floating-point array of shape {expected}, got dtype {value.dtype}"
         )
-    if value.ndim != len(spec):
-        raise ValueError(
-            f"{name}: expected {len(spec)} dimensions {expected}, got shape {value.shape}"
-        )
-    for axis, (symbol, size) in enumerate(zip(spec, value.shape, strict=True)):
+    check_shape(name, value.shape, spec, {} if dims is None else dims)
+    return value
+
+
+def check_shape(name: str, shape: tuple, spec: tuple, dims: dict) -> None:
+    """Check ``shape`` against ``spec``, binding the letters not yet in ``dims`` (shared by the
+    numpy check above and the tensor check of ``solutions.modules``)."""
+    expected = format_spec(spec)
+    shape = tuple(shape)
+    if len(shape) != len(spec):
+        raise ValueError(f"{name}: expected {len(spec)} dimensions {expected}, got shape {shape}")
+    for axis, (symbol, size) in enumerate(zip(spec, shape, strict=True)):
         want = _expected_size(symbol, dims)
         if want is None:
             dims[symbol] = size
         elif want != size:
             bound = ", ".join(f"{k}={v}" for k, v in dims.items())
             raise ValueError(
-                f"{name}: expected shape {expected} with {bound}, got shape {value.shape} "
+                f"{name}: expected shape {expected} with {bound}, got shape {shape} "
                 f"(axis {axis} is {size}, expected {want})"
             )
-    return value
 
 
 def _expected_size(symbol, dims: dict) -> int | None:

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
-from solutions._validate import check_positive_int
+from solutions._validate import check_positive_int, check_shape, format_spec
 
 __all__ = ["GRUCell", "LSTM", "LSTMCell", "check_tensor"]
 
@@ -50,10 +50,11 @@ def check_tensor(name: str, value, spec: tuple, dims: dict) -> torch.Tensor:
 
     The torch counterpart of :func:`solutions._validate.check_array`: letters in ``spec`` are
     bound in ``dims`` the first time they are seen and checked every later time; integers are
-    fixed sizes. Raises ``TypeError`` (not a floating tensor) or ``ValueError`` (wrong rank or
-    size) with a message naming ``name`` and the expected shape.
+    fixed sizes and ``"4H"`` is a multiple of a bound letter. Raises ``TypeError`` (not a
+    floating tensor) or ``ValueError`` (wrong rank or size) with a message naming ``name`` and the
+    expected shape.
     """
-    expected = "(" + ", ".join(str(s) for s in spec) + ("," if len(spec) == 1 else "") + ")"
+    expected = format_spec(spec)
     if not isinstance(value, torch.Tensor):
         raise TypeError(
             f"{name}: expected a tensor of shape {expected}, got {type(value).__name__}"
@@ -62,20 +63,7 @@ def check_tensor(name: str, value, spec: tuple, dims: dict) -> torch.Tensor:
         raise TypeError(
             f"{name}: expected a floating-point tensor of shape {expected}, got {value.dtype}"
         )
-    if value.dim() != len(spec):
-        raise ValueError(
-            f"{name}: expected {len(spec)} dimensions {expected}, got shape {tuple(value.shape)}"
-        )
-    for axis, (symbol, size) in enumerate(zip(spec, value.shape, strict=True)):
-        want = symbol if isinstance(symbol, int) else dims.get(symbol)
-        if want is None:
-            dims[symbol] = size
-        elif want != size:
-            bound = ", ".join(f"{k}={v}" for k, v in dims.items())
-            raise ValueError(
-                f"{name}: expected shape {expected} with {bound}, got shape "
-                f"{tuple(value.shape)} (axis {axis} is {size}, expected {want})"
-            )
+    check_shape(name, value.shape, spec, dims)
     return value
 
 
