@@ -12,16 +12,16 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _layers import (
+    BACKWARD_ATOL,
+    FORWARD_ATOL,
+    SHAPES,
+    assert_numerical_grads,
+    leaf,
+    load_weights,
+)
 
-from solutions.gradcheck import eval_numerical_gradient_array, rel_error
 from solutions.gru import gru_backward, gru_forward, gru_step_backward, gru_step_forward
-
-FORWARD_ATOL = 1e-10
-BACKWARD_ATOL = 1e-8
-FD_RTOL = 1e-7
-
-# (N, T, D, H): a single example, a single step, D < H, D > H, D = 1.
-SHAPES = [(1, 1, 3, 2), (1, 4, 2, 3), (3, 1, 4, 4), (2, 5, 6, 3), (4, 3, 1, 5)]
 
 
 def _weights(rng, D, H, scale=0.5):
@@ -32,33 +32,12 @@ def _weights(rng, D, H, scale=0.5):
     return Wx, Wh, bx, bh
 
 
-def _load(module, Wx, Wh, bx, bh, suffix=""):
-    """Copy numpy weights into a torch GRU/GRUCell (parameter names as PyTorch's)."""
-    with torch.no_grad():
-        getattr(module, f"weight_ih{suffix}").copy_(torch.from_numpy(Wx.T))
-        getattr(module, f"weight_hh{suffix}").copy_(torch.from_numpy(Wh.T))
-        getattr(module, f"bias_ih{suffix}").copy_(torch.from_numpy(bx))
-        getattr(module, f"bias_hh{suffix}").copy_(torch.from_numpy(bh))
-    return module
-
-
-def _leaf(a):
-    return torch.tensor(a, requires_grad=True)
-
-
-def _assert_numerical_grads(forward, args, dout, grads, names):
-    """Compare each analytic gradient with centred differences of ``sum(forward(*args) * dout)``."""
-    for i, (grad, name) in enumerate(zip(grads, names, strict=True)):
-        num = eval_numerical_gradient_array(lambda _: forward(*args)[0], args[i], dout)
-        assert rel_error(grad, num) < FD_RTOL, name
-
-
 @pytest.mark.parametrize("N, T, D, H", SHAPES)
 def test_gru_step_forward_matches_torch_grucell(N, T, D, H):
     rng = np.random.default_rng(0)
     x, h_prev = rng.standard_normal((N, D)), rng.standard_normal((N, H))
     weights = _weights(rng, D, H)
-    cell = _load(torch.nn.GRUCell(D, H).double(), *weights)
+    cell = load_weights(torch.nn.GRUCell(D, H).double(), *weights)
 
     h_next, _ = gru_step_forward(x, h_prev, *weights)
 
@@ -90,8 +69,8 @@ def test_gru_step_backward_matches_autograd(N, T, D, H):
     x, h_prev = rng.standard_normal((N, D)), rng.standard_normal((N, H))
     weights = _weights(rng, D, H)
     dh_next = rng.standard_normal((N, H))
-    cell = _load(torch.nn.GRUCell(D, H).double(), *weights)
-    xt, ht = _leaf(x), _leaf(h_prev)
+    cell = load_weights(torch.nn.GRUCell(D, H).double(), *weights)
+    xt, ht = leaf(x), leaf(h_prev)
     (cell(xt, ht) * torch.from_numpy(dh_next)).sum().backward()
 
     _, cache = gru_step_forward(x, h_prev, *weights)
@@ -120,7 +99,7 @@ def test_gru_step_backward_matches_finite_differences():
     grads = gru_step_backward(dh_next, cache)
 
     names = ["x", "h_prev", "Wx", "Wh", "bx", "bh"]
-    _assert_numerical_grads(gru_step_forward, args, dh_next, grads, names)
+    assert_numerical_grads(gru_step_forward, args, [dh_next], grads, names)
 
 
 def _sequence_setup(rng, N, T, D, H):
@@ -129,7 +108,7 @@ def _sequence_setup(rng, N, T, D, H):
 
 def _torch_gru(Wx, Wh, bx, bh):
     D, H = Wx.shape[0], Wh.shape[0]
-    return _load(torch.nn.GRU(D, H, batch_first=True).double(), Wx, Wh, bx, bh, "_l0")
+    return load_weights(torch.nn.GRU(D, H, batch_first=True).double(), Wx, Wh, bx, bh, "_l0")
 
 
 @pytest.mark.parametrize("N, T, D, H", SHAPES)
@@ -150,7 +129,7 @@ def test_gru_backward_matches_autograd(N, T, D, H):
     x, h0, *weights = _sequence_setup(rng, N, T, D, H)
     dh = rng.standard_normal((N, T, H))  # a loss on every hidden state, as in BPTT
     gru = _torch_gru(*weights)
-    xt, h0t = _leaf(x), _leaf(h0[None])
+    xt, h0t = leaf(x), leaf(h0[None])
     (gru(xt, h0t)[0] * torch.from_numpy(dh)).sum().backward()
 
     _, cache = gru_forward(x, h0, *weights)
@@ -179,7 +158,7 @@ def test_gru_backward_matches_finite_differences():
     grads = gru_backward(dh, cache)
 
     names = ["x", "h0", "Wx", "Wh", "bx", "bh"]
-    _assert_numerical_grads(gru_forward, args, dh, grads, names)
+    assert_numerical_grads(gru_forward, args, [dh], grads, names)
 
 
 def test_gru_forward_and_backward_keep_float32():

@@ -10,15 +10,13 @@ are the float64 ones of the per-layer test files: 1e-10 for outputs and 1e-8 for
 import numpy as np
 import pytest
 import torch
+from _layers import BACKWARD_ATOL, FORWARD_ATOL, load_weights
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from solutions.gru import gru_backward, gru_forward
 from solutions.lstm import lstm_backward, lstm_forward
 from solutions.rnn import birnn_backward, birnn_forward, clip_grad_norm, rnn_backward, rnn_forward
-
-FORWARD_ATOL = 1e-10
-BACKWARD_ATOL = 1e-8
 
 PROPERTY = settings(max_examples=25, deadline=None, derandomize=True)
 
@@ -52,11 +50,7 @@ def _setup(kind, N, T, D, H, scale, rng):
     b_ih = scale * rng.standard_normal(G * H)
     b_hh = scale * rng.standard_normal(G * H)
     module = LAYERS[kind][2](D, H, batch_first=True).double()
-    with torch.no_grad():
-        module.weight_ih_l0.copy_(torch.from_numpy(Wx.T))
-        module.weight_hh_l0.copy_(torch.from_numpy(Wh.T))
-        module.bias_ih_l0.copy_(torch.from_numpy(b_ih))
-        module.bias_hh_l0.copy_(torch.from_numpy(b_hh))
+    load_weights(module, Wx, Wh, b_ih, b_hh, "_l0")
     if kind == "gru":
         args = [x, h0, Wx, Wh, b_ih, b_hh]
     elif kind == "lstm":

@@ -13,8 +13,15 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _layers import (
+    BACKWARD_ATOL,
+    FORWARD_ATOL,
+    SHAPES,
+    assert_numerical_grads,
+    leaf,
+    load_weights,
+)
 
-from solutions.gradcheck import eval_numerical_gradient_array, rel_error
 from solutions.lstm import (
     lstm_backward,
     lstm_forward,
@@ -22,13 +29,6 @@ from solutions.lstm import (
     lstm_step_forward,
     sigmoid,
 )
-
-FORWARD_ATOL = 1e-10
-BACKWARD_ATOL = 1e-8
-FD_RTOL = 1e-7
-
-# (N, T, D, H): a single example, a single step, D < H, D > H, D = 1.
-SHAPES = [(1, 1, 3, 2), (1, 4, 2, 3), (3, 1, 4, 4), (2, 5, 6, 3), (4, 3, 1, 5)]
 
 
 def _weights(rng, D, H, scale=0.5):
@@ -41,29 +41,7 @@ def _weights(rng, D, H, scale=0.5):
 def _load(module, Wx, Wh, b, suffix=""):
     """Copy numpy weights into a torch LSTM/LSTMCell, splitting ``b`` between the two biases."""
     bias_hh = np.random.default_rng(100).standard_normal(b.shape)
-    with torch.no_grad():
-        getattr(module, f"weight_ih{suffix}").copy_(torch.from_numpy(Wx.T))
-        getattr(module, f"weight_hh{suffix}").copy_(torch.from_numpy(Wh.T))
-        getattr(module, f"bias_ih{suffix}").copy_(torch.from_numpy(b - bias_hh))
-        getattr(module, f"bias_hh{suffix}").copy_(torch.from_numpy(bias_hh))
-    return module
-
-
-def _leaf(a):
-    return torch.tensor(a, requires_grad=True)
-
-
-def _assert_numerical_grads(forward, args, douts, grads, names):
-    """Compare each analytic gradient with centred differences of
-    ``sum_k sum(forward(*args)[k] * douts[k])``."""
-
-    def f(_):
-        outs = forward(*args)
-        return sum(out * dout for out, dout in zip(outs, douts, strict=False))
-
-    for i, (grad, name) in enumerate(zip(grads, names, strict=True)):
-        num = eval_numerical_gradient_array(f, args[i], 1.0)
-        assert rel_error(grad, num) < FD_RTOL, name
+    return load_weights(module, Wx, Wh, b - bias_hh, bias_hh, suffix)
 
 
 def test_sigmoid_matches_torch_without_overflow():
@@ -99,7 +77,7 @@ def test_lstm_step_backward_matches_autograd(N, T, D, H):
     Wx, Wh, b = _weights(rng, D, H)
     dh_next, dc_next = rng.standard_normal((N, H)), rng.standard_normal((N, H))
     cell = _load(torch.nn.LSTMCell(D, H).double(), Wx, Wh, b)
-    xt, ht, ct = _leaf(x), _leaf(h_prev), _leaf(c_prev)
+    xt, ht, ct = leaf(x), leaf(h_prev), leaf(c_prev)
     h_ref, c_ref = cell(xt, (ht, ct))
     (h_ref * torch.from_numpy(dh_next) + c_ref * torch.from_numpy(dc_next)).sum().backward()
 
@@ -129,7 +107,7 @@ def test_lstm_step_backward_matches_finite_differences():
     grads = lstm_step_backward(dh_next, dc_next, cache)
 
     names = ["x", "h_prev", "c_prev", "Wx", "Wh", "b"]
-    _assert_numerical_grads(lstm_step_forward, args, [dh_next, dc_next], grads, names)
+    assert_numerical_grads(lstm_step_forward, args, [dh_next, dc_next], grads, names)
 
 
 def _sequence_setup(rng, N, T, D, H):
@@ -162,7 +140,7 @@ def test_lstm_backward_matches_autograd(N, T, D, H):
     x, h0, c0, Wx, Wh, b = _sequence_setup(rng, N, T, D, H)
     dh = rng.standard_normal((N, T, H))  # a loss on every hidden state, as in BPTT
     lstm = _torch_lstm(Wx, Wh, b)
-    xt, h0t, c0t = _leaf(x), _leaf(h0[None]), _leaf(c0[None])
+    xt, h0t, c0t = leaf(x), leaf(h0[None]), leaf(c0[None])
     (lstm(xt, (h0t, c0t))[0] * torch.from_numpy(dh)).sum().backward()
 
     _, cache = lstm_forward(x, h0, c0, Wx, Wh, b)
@@ -191,7 +169,7 @@ def test_lstm_backward_matches_finite_differences():
     grads = lstm_backward(dh, cache)
 
     names = ["x", "h0", "c0", "Wx", "Wh", "b"]
-    _assert_numerical_grads(lstm_forward, args, [dh], grads, names)
+    assert_numerical_grads(lstm_forward, args, [dh], grads, names)
 
 
 def test_lstm_forward_and_backward_keep_float32():

@@ -10,8 +10,15 @@ any real bug. Finite differences give a second, PyTorch-free check of every grad
 import numpy as np
 import pytest
 import torch
+from _layers import (
+    BACKWARD_ATOL,
+    FORWARD_ATOL,
+    SHAPES,
+    assert_numerical_grads,
+    leaf,
+    load_weights,
+)
 
-from solutions.gradcheck import eval_numerical_gradient_array, rel_error
 from solutions.rnn import (
     birnn_backward,
     birnn_forward,
@@ -21,13 +28,6 @@ from solutions.rnn import (
     rnn_step_backward,
     rnn_step_forward,
 )
-
-FORWARD_ATOL = 1e-10
-BACKWARD_ATOL = 1e-8
-FD_RTOL = 1e-7
-
-# (N, T, D, H): a single example, a single step, D < H, D > H, D = 1.
-SHAPES = [(1, 1, 3, 2), (1, 4, 2, 3), (3, 1, 4, 4), (2, 5, 6, 3), (4, 3, 1, 5)]
 
 
 def _params(rng, N, D, H, scale=0.5):
@@ -41,13 +41,8 @@ def _params(rng, N, D, H, scale=0.5):
 
 
 def _load(module, Wx, Wh, b, suffix=""):
-    """Copy numpy weights into a torch RNN/RNNCell (parameter names as PyTorch's)."""
-    with torch.no_grad():
-        getattr(module, f"weight_ih{suffix}").copy_(torch.from_numpy(Wx.T))
-        getattr(module, f"weight_hh{suffix}").copy_(torch.from_numpy(Wh.T))
-        getattr(module, f"bias_ih{suffix}").copy_(torch.from_numpy(b))
-        getattr(module, f"bias_hh{suffix}").zero_()
-    return module
+    """Copy numpy weights into a torch RNN/RNNCell: ``b`` into ``bias_ih``, ``bias_hh`` zero."""
+    return load_weights(module, Wx, Wh, b, np.zeros_like(b), suffix)
 
 
 def _torch_rnn(Wx, Wh, b, bidirectional=False, back=None):
@@ -57,17 +52,6 @@ def _torch_rnn(Wx, Wh, b, bidirectional=False, back=None):
     if back is not None:
         _load(rnn, *back, "_l0_reverse")
     return rnn
-
-
-def _leaf(a):
-    return torch.tensor(a, requires_grad=True)
-
-
-def _assert_numerical_grads(forward, args, dout, grads, names):
-    """Compare each analytic gradient with centred differences of ``sum(forward(*args) * dout)``."""
-    for i, (grad, name) in enumerate(zip(grads, names, strict=True)):
-        num = eval_numerical_gradient_array(lambda _: forward(*args)[0], args[i], dout)
-        assert rel_error(grad, num) < FD_RTOL, name
 
 
 @pytest.mark.parametrize("N, T, D, H", SHAPES)
@@ -89,7 +73,7 @@ def test_rnn_step_backward_matches_autograd(N, T, D, H):
     x, h_prev, Wx, Wh, b = _params(rng, N, D, H)
     dh_next = rng.standard_normal((N, H))
     cell = _load(torch.nn.RNNCell(D, H).double(), Wx, Wh, b)
-    xt, ht = _leaf(x), _leaf(h_prev)
+    xt, ht = leaf(x), leaf(h_prev)
     (cell(xt, ht) * torch.from_numpy(dh_next)).sum().backward()
 
     _, cache = rnn_step_forward(x, h_prev, Wx, Wh, b)
@@ -109,7 +93,7 @@ def test_rnn_step_backward_matches_finite_differences():
     _, cache = rnn_step_forward(*args)
     grads = rnn_step_backward(dh_next, cache)
 
-    _assert_numerical_grads(rnn_step_forward, args, dh_next, grads, ["x", "h", "Wx", "Wh", "b"])
+    assert_numerical_grads(rnn_step_forward, args, [dh_next], grads, ["x", "h", "Wx", "Wh", "b"])
 
 
 @pytest.mark.parametrize("N, T, D, H", SHAPES)
@@ -133,7 +117,7 @@ def test_rnn_backward_matches_autograd(N, T, D, H):
     x = rng.standard_normal((N, T, D))
     dh = rng.standard_normal((N, T, H))  # a loss on every hidden state, as in BPTT
     rnn = _torch_rnn(Wx, Wh, b)
-    xt, h0t = _leaf(x), _leaf(h0[None])
+    xt, h0t = leaf(x), leaf(h0[None])
     (rnn(xt, h0t)[0] * torch.from_numpy(dh)).sum().backward()
 
     _, cache = rnn_forward(x, h0, Wx, Wh, b)
@@ -161,7 +145,7 @@ def test_rnn_backward_matches_finite_differences():
     _, cache = rnn_forward(*args)
     grads = rnn_backward(dh, cache)
 
-    _assert_numerical_grads(rnn_forward, args, dh, grads, ["x", "h0", "Wx", "Wh", "b"])
+    assert_numerical_grads(rnn_forward, args, [dh], grads, ["x", "h0", "Wx", "Wh", "b"])
 
 
 def test_rnn_forward_keeps_float32():
@@ -202,7 +186,7 @@ def test_birnn_backward_matches_autograd(N, T, D, H):
     x, h0, fwd, back = _birnn_setup(rng, N, T, D, H)
     dh = rng.standard_normal((N, T, 2 * H))
     rnn = _torch_rnn(*fwd, bidirectional=True, back=back)
-    xt, h0t = _leaf(x), _leaf(h0)
+    xt, h0t = leaf(x), leaf(h0)
     (rnn(xt, h0t)[0] * torch.from_numpy(dh)).sum().backward()
 
     _, cache = birnn_forward(x, h0, *fwd, *back)
