@@ -25,6 +25,7 @@ import traceback
 import nbformat
 
 from autograder import checks as checks_module
+from autograder.output_cap import truncation_note
 from autograder.sandbox import Limits, Sandbox, kill_uid, prepare_home
 from autograder.verify import verify
 
@@ -73,7 +74,11 @@ def _output_cap_class(max_bytes: int):
     from nbgrader.preprocessors import Execute
 
     class CappedExecute(Execute):
-        """nbgrader's Execute that drops a cell's output beyond ``max_bytes`` (gigabyte prints)."""
+        """nbgrader's Execute that drops a cell's output beyond ``max_bytes``.
+
+        The backstop for output that gets past the kernel's own cap (:mod:`autograder.output_cap`),
+        e.g. because the student's code removed it.
+        """
 
         def output(self, outs, msg, display_id, cell_index):
             size = self._sizes.get(cell_index, 0) + len(json.dumps(msg.get("content", {})))
@@ -82,8 +87,7 @@ def _output_cap_class(max_bytes: int):
                 if cell_index not in self._truncated:
                     self._truncated.add(cell_index)
                     outs.append(nbformat.v4.new_output(
-                        "stream", name="stderr",
-                        text=f"\n[output truncated: more than {max_bytes // 1000} kB]\n"))
+                        "stream", name="stderr", text=truncation_note(max_bytes)))
                 return None
             return super().output(outs, msg, display_id, cell_index)
 
@@ -99,8 +103,10 @@ def _kernelspec(job: dict, sandbox: Sandbox, sandbox_spec: str) -> str:
     root = os.path.join(job["job_dir"], "jupyter")
     folder = os.path.join(root, "kernels", KERNEL_NAME)
     os.makedirs(folder)
+    cap = f"__import__('autograder.output_cap').output_cap.install({job['max_output_bytes']})"
     argv = sandbox.command(sandbox_spec, [sys.executable, "-m", "ipykernel_launcher",
-                                          "-f", "{connection_file}"])
+                                          "-f", "{connection_file}",
+                                          f"--IPKernelApp.exec_lines={json.dumps([cap])}"])
     with open(os.path.join(folder, "kernel.json"), "w") as f:
         json.dump({"argv": argv, "display_name": "Python 3 (autograder sandbox)",
                    "language": "python"}, f)
@@ -225,7 +231,7 @@ def grade(job: dict) -> dict:
 
     config = _config(job, course, results_dir)
     config.Autograde.autograde_preprocessors = [
-        _output_cap_class(job["max_output_bytes"]), IgnorePattern, ClearMetadataPreprocessor,
+        _output_cap_class(2 * job["max_output_bytes"]), IgnorePattern, ClearMetadataPreprocessor,
         LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     config.GenerateFeedback.preprocessors = [GetGrades, ExplainGrades, CSSHTMLHeaderPreprocessor]
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
