@@ -126,6 +126,7 @@ def test_torchrun_two_gloo_processes_match_one_process_with_the_same_global_batc
         (["ocr", "--height", "20"], "--height"),
         (["moving", "--patch-size", "3"], "--patch-size"),
         (["moving", "--preset", "huge"], "--preset"),
+        (["moving", "--head-bias", "one"], "--head-bias"),
     ],
 )
 def test_bad_arguments_fail_with_a_message_naming_the_option(argv, message, capsys):
