@@ -1,6 +1,7 @@
 """Training throughput of each task's default model on the current device, in samples per second.
 
     python benchmarks/bench_train.py [--device auto|cpu|cuda] [--steps 10] [--amp] [--threads 1]
+                                     [--out results/throughput-cpu.json]
 
 For every task it builds the default model of ``solutions.train.<task>.Config`` (the moving
 task: the ``cpu`` preset's ConvLSTM ``conv2`` and FC-LSTM, or the ``gpu`` preset's on CUDA), takes
@@ -8,12 +9,17 @@ one warm-up step, then times ``--steps`` optimiser steps on one fixed batch, so 
 measured, not data generation. The ratio column compares each implementation option with
 PyTorch's built-in in the same run (reference LSTM / CTC against ``torch.nn.LSTM`` /
 ``F.ctc_loss``). Numbers on a shared machine are noisy; compare ratios, not absolute rates.
+``--out`` also writes the table as JSON, with the device, the software and the command.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +28,7 @@ from solutions.data.adding import adding_batch
 from solutions.data.moving_digits import moving_digits_batch
 from solutions.data.ocr import ocr_batch
 from solutions.train import adding, moving, ocr
+from solutions.train.common import describe_device
 
 
 def _time_steps(model, loss_of, steps: int, device, amp: bool) -> float:
@@ -92,21 +99,34 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads (1: steadiest on a shared machine)")
+    parser.add_argument("--out", default="", help="also write the results to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     if args.amp and not use_cuda:
         parser.error("--amp: mixed precision needs a CUDA device")
     device = torch.device("cuda" if use_cuda else "cpu")
-    print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"device: {describe_device(device)}, torch {torch.__version__}, "
+          f"threads {torch.get_num_threads()}")
     print(f"{'task':8} {'variant':28} {'samples/s':>10} {'vs baseline':>12}")
-    rates = {}
+    rates, rows = {}, []
     for task, variant, baseline, batch, model, loss_of in cases(device):
         torch.manual_seed(0)
         seconds = _time_steps(model, loss_of, args.steps, device, args.amp)
         rates[(task, variant)] = batch / seconds
         ratio = rates[(task, variant)] / rates[(task, baseline)]
         print(f"{task:8} {variant:28} {rates[(task, variant)]:10.1f} {ratio:11.2f}x")
+        rows.append({"task": task, "variant": variant, "batch_size": batch,
+                     "samples_per_s": round(rates[(task, variant)], 2),
+                     "vs": baseline, "ratio": round(ratio, 3)})
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({
+            "device": describe_device(device), "device_type": device.type,
+            "torch": torch.__version__, "python": platform.python_version(),
+            "threads": torch.get_num_threads(), "amp": args.amp, "timed_steps": args.steps,
+            "command": "python benchmarks/bench_train.py " + " ".join(sys.argv[1:]),
+            "results": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
