@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test lint release clean
+.PHONY: book test lint release twins clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ test: $(BIN)/.installed
 
 release: $(BIN)/.installed
 	$(BIN)/python -m autograder release
+
+# the .ipynb twins of the demo pages, for the book's launch buttons (after editing a page)
+twins: $(BIN)/.installed
+	$(BIN)/python book/notebooks.py
 
 clean:
 	rm -rf _build

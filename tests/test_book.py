@@ -84,8 +84,10 @@ def parse_page(path: Path) -> PageParser:
 
 
 def source_pages(chapter: str) -> list[Path]:
+    """The chapter's pages; an .ipynb beside a .md of the same name is the page's launch twin."""
     folder = ROOT / "book" / chapter
-    return sorted([*folder.glob("*.md"), *folder.glob("*.ipynb")])
+    notebooks = [p for p in folder.glob("*.ipynb") if not p.with_suffix(".md").exists()]
+    return sorted([*folder.glob("*.md"), *notebooks])
 
 
 def is_notebook(source: Path) -> bool:
@@ -175,6 +177,19 @@ def test_demo_notebooks_ran_without_errors(built_book, chapter):
         assert parsed.cell_outputs > 0 and parsed.error_outputs == 0, source.name
         ipynb = "_sources/" + source.relative_to(ROOT).with_suffix(".ipynb").as_posix()
         assert any(h.endswith(ipynb) for h in parsed.hrefs), f"{source.name}: no .ipynb download"
+
+
+def test_launch_buttons_open_the_ipynb_twin_of_each_demo_page(built_book):
+    for chapter in CHAPTERS:
+        for source in (s for s in source_pages(chapter) if is_notebook(s)):
+            twin = source.with_suffix(".ipynb")
+            assert twin.is_file(), f"{twin.name} is missing: run python book/notebooks.py"
+            hrefs = parse_page(html_of(built_book, source)).hrefs
+            path = twin.relative_to(ROOT).as_posix()
+            for service in ("https://colab.research.google.com/github/", "https://mybinder.org/v2/"):
+                links = [h for h in hrefs if h.startswith(service)]
+                assert links, f"{source.name}: no launch button for {service}"
+                assert all(h.endswith(path) for h in links), (source.name, links)
 
 
 def test_front_pages_and_bibliography(built_book):
