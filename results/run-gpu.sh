@@ -7,8 +7,10 @@
 # 2. the throughput table of benchmarks/bench_train.py on the GPU, alone on the machine;
 # 3. the moving task's five models (the gpu preset, bfloat16 autocast), with the ocr and adding
 #    tasks running beside it on the same GPU.
-# The moving task's steps are the gpu preset's 3000, or fewer where the throughput of step 2 says
-# that 3000 would not fit in MOVING_BUDGET_S seconds; the log and the run's config.json say which.
+# The moving task's steps are the gpu preset's, or fewer where the throughput of step 2 says that
+# the preset's would not fit in MOVING_BUDGET_S seconds; the log and the run's config.json say
+# which. (results/moving-gpu-1000 is this script's run with the default budget; the preset's steps
+# for all five models are in results/moving-gpu, made by results/run-gpu-moving.sh.)
 # Run folders go to $WORK; $OUT gets a tarball of them (checkpoints left out), the throughput
 # JSON and the log.
 set -u
@@ -55,13 +57,15 @@ stamp "2. throughput on the GPU"
 
 STEPS=$("$PYTHON" - "$OUT/throughput-cuda.json" "$MOVING_BUDGET_S" <<'EOF'
 import json, math, sys
+from solutions.train.moving import Config
+preset = Config.preset("gpu")
 rows = json.load(open(sys.argv[1]))["results"]
 rate = {r["variant"]: r["samples_per_s"] for r in rows if r["task"] == "moving"}
-batch = 32  # the gpu preset's
+batch = preset.batch_size
 # per step of all five models: conv1, conv2, conv1x1 about one conv2 step each, conv3 1.5, the
 # FC-LSTM its own; 1.3 for what the benchmark leaves out (logging, evaluations, a busy GPU)
 per_step = 1.3 * (4.5 * batch / rate["conv2"] + batch / rate["fc"])
-steps = min(3000, 250 * math.floor(float(sys.argv[2]) / per_step / 250))
+steps = min(preset.steps, 250 * math.floor(float(sys.argv[2]) / per_step / 250))
 print(max(steps, 250))
 print(f"moving: about {per_step * 1e3:.0f} ms per step of all five models", file=sys.stderr)
 EOF
