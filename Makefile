@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: book test lint release twins clean
+.PHONY: book book-instructor test lint release twins clean
 
 $(BIN)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,17 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 book: $(BIN)/.installed
-	$(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+	COURSE_EDITION=public $(BIN)/jupyter-book build . --warningiserror --nitpick --keep-going
+
+# The instructor edition: the public book plus the reference code of the graded functions
+# (book/_ext/editions.py), into _build/html-instructor. It shares make book's execution cache
+# (the code cells are the same), so after `make book` it executes no notebook.
+book-instructor: $(BIN)/.installed
+	mkdir -p _build/.jupyter_cache _build/instructor/_build
+	ln -sfn ../../.jupyter_cache _build/instructor/_build/.jupyter_cache
+	COURSE_EDITION=instructor $(BIN)/jupyter-book build . --path-output _build/instructor \
+		--warningiserror --nitpick --keep-going
+	ln -sfn instructor/_build/html _build/html-instructor
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .

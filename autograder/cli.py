@@ -8,7 +8,14 @@ import shutil
 import sys
 import tempfile
 
-from autograder.pipeline import DEFAULT_COURSE_DIR, DEFAULT_SOURCE_DIR, Grader, Settings, summary
+from autograder.pipeline import (
+    DEFAULT_COURSE_DIR,
+    DEFAULT_SOURCE_DIR,
+    Grader,
+    SandboxUnavailable,
+    Settings,
+    summary,
+)
 
 ASSIGNMENT_IDS = ("rnn", "lstm_gru", "convlstm", "ctc")
 
@@ -60,12 +67,18 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--keep-jobs", action="store_true",
                         help="keep each submission's temporary job folder (for debugging)")
+    parser.add_argument(
+        "--unsandboxed", action="store_true",
+        help="grade even where no bubblewrap sandbox can start (student code then runs as your "
+             "user with resource limits only: it can read solutions/ and other submissions, "
+             "write your files, reach the network and leave processes behind)")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings(course_dir=getattr(args, "course_dir", DEFAULT_COURSE_DIR),
                         db_url=getattr(args, "db", None), source_dir=args.source_dir)
-    for name in ("jobs", "timeout", "memory_mb", "max_output_kb", "force", "keep_jobs"):
+    for name in ("jobs", "timeout", "memory_mb", "max_output_kb", "force", "keep_jobs",
+                 "unsandboxed"):
         if hasattr(args, name):
             setattr(settings, name, getattr(args, name))
     if hasattr(args, "no_progress"):
@@ -186,13 +199,14 @@ def selfcheck(assignment: str, work: str, args) -> int:
     for student, want in (("solution", "max"), ("student-version", 0)):
         result = results[student]
         expected = result["max_total"] if want == "max" else 0
-        kernel = [c.get("kernel_score") for c in result["checks"]]
-        kernel_ok = all(k is not None and (k >= c["max_points"] if want == "max" else k == 0)
-                        for k, c in zip(kernel, result["checks"], strict=True))
+        # The kernel runs the notebook without hidden tests: it must get through it, and only
+        # the trusted re-verification scores.
+        kernel_ok = bool(result.get("kernel_ok"))
         ok = result["total"] == expected and kernel_ok
         failures += not ok
         print(f"{assignment}: {student}: {result['total']:g}/{result['max_total']:g} "
-              f"(nbgrader in the kernel: {kernel}) {'ok' if ok else 'FAILED'}")
+              f"(nbgrader ran the notebook: {'yes' if kernel_ok else 'no'}) "
+              f"{'ok' if ok else 'FAILED'}")
         for check in result["checks"]:
             if (check["points"] < check["max_points"]) == (want == "max"):
                 print(f"  {check['name']}: {check['points']:g}/{check['max_points']:g} "
@@ -210,10 +224,14 @@ def main(argv: list[str] | None = None) -> int:
         for path in release(args.ids or None):
             print(path)
         return 0
-    if args.command == "grade":
-        return _grade(args)
-    if args.command == "selfcheck":
-        return _selfcheck(args)
+    try:
+        if args.command == "grade":
+            return _grade(args)
+        if args.command == "selfcheck":
+            return _selfcheck(args)
+    except SandboxUnavailable as error:
+        print(f"grade: {error}", file=sys.stderr)
+        return 2
     grader = Grader(_settings(args))
     try:
         if args.command == "export":

@@ -4,6 +4,13 @@ nbgrader's ``generate_feedback`` renders the autograded notebook as it ran, hidd
 tracebacks included. :class:`ExplainGrades` (a preprocessor added to ``GenerateFeedback``) removes
 the hidden blocks and the test cells' tracebacks, writes under each graded test cell the verdict of
 the trusted re-verification (points and reason), and puts a summary table at the top.
+
+Everything on the page but nbgrader's template came from the student: markdown cells, outputs,
+exception messages quoted in reasons, even the student's name. :class:`SanitizedHTMLExporter`
+(nbgrader's feedback exporter) therefore passes every rendered page through :func:`sanitize_page`
+(the ``nh3`` sanitiser, an allow-list): no scripts (so no MathJax either: formulas show as TeX),
+no event handlers, frames, forms, ``<meta>`` or styles from the notebook, links only to
+``http(s)`` addresses and images only as embedded ``data:image/...``.
 """
 
 from __future__ import annotations
@@ -13,6 +20,8 @@ import json
 import os
 import re
 
+import nh3
+from nbconvert.exporters import HTMLExporter
 from nbformat.v4 import new_markdown_cell, new_output
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
@@ -29,9 +38,75 @@ def hide_tests(source: str) -> str:
     return source if start is None else source[:start.start()] + HIDDEN_NOTE
 
 
+_BODY_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del",
+    "details", "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6",
+    "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "samp", "small",
+    "span", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead",
+    "tr", "u", "ul", "var",
+}
+_BODY_ATTRIBUTES = {
+    "*": {"class", "id", "title", "lang", "dir"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan", "align"},
+    "th": {"colspan", "rowspan", "align"},
+    "ol": {"start"},
+}
+_IMAGE_DATA = re.compile(r"data:image/(png|jpeg|gif|webp);base64,[A-Za-z0-9+/=\s]*\Z")
+_STYLE_BLOCK = re.compile(r"<style[^>]*>(.*?)</style>", re.DOTALL | re.IGNORECASE)
+_BODY_OPEN = re.compile(r"<body([^>]*)>", re.IGNORECASE)
+_BODY_CLASS = re.compile(r"""\sclass=["']([\w\s-]*)["']""")
+
+
+def _allowed_url(tag: str, attribute: str, value: str) -> str | None:
+    if attribute == "href":
+        lowered = value.strip().lower()
+        return value if lowered.startswith(("http://", "https://", "#")) else None
+    if attribute == "src":
+        return value if _IMAGE_DATA.match(value.strip()) else None
+    return value
+
+
+def sanitize_fragment(fragment: str) -> str:
+    """``fragment`` with only the allowed tags, attributes and URLs (see the module docstring)."""
+    return nh3.clean(fragment, tags=_BODY_TAGS, clean_content_tags={"script", "style"},
+                     attributes=_BODY_ATTRIBUTES, url_schemes={"http", "https", "data"},
+                     attribute_filter=_allowed_url, link_rel="noopener noreferrer nofollow")
+
+
+def sanitize_page(page: str, title: str = "feedback") -> str:
+    """A whole HTML page rebuilt safely: the template's CSS (from the ``<head>``), a new title,
+    and the sanitised body. Nothing before ``<body`` but the CSS is kept."""
+    opening = _BODY_OPEN.search(page)
+    head, body = (page[:opening.start()], page[opening.end():]) if opening else ("", page)
+    styles = "\n".join(f"<style>{css}</style>" for css in _STYLE_BLOCK.findall(head))
+    body_class = _BODY_CLASS.search(opening.group(1)) if opening else None
+    body_attr = f' class="{body_class.group(1)}"' if body_class else ""
+    body = re.split(r"</body\s*>", body, flags=re.IGNORECASE)[0] if opening else body
+    return (f"<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{html.escape(title)}</title>\n{styles}\n</head>\n<body{body_attr}>\n"
+            f"{sanitize_fragment(body)}\n</body>\n</html>\n")
+
+
+class SanitizedHTMLExporter(HTMLExporter):
+    """nbconvert's HTML exporter whose pages go through :func:`sanitize_page`."""
+
+    def from_notebook_node(self, nb, resources=None, **kwargs):
+        output, resources = super().from_notebook_node(nb, resources, **kwargs)
+        title = (resources or {}).get("nbgrader", {}).get("notebook") or "feedback"
+        return sanitize_page(output, str(title)), resources
+
+
+# Characters that HTML, Markdown or a table would interpret: as entities they are plain text.
+_SPECIAL = set("&<>\"'\\`*_{}[]()#+!|$~:")
+
+
 def _text(value: str) -> str:
-    """Untrusted text (reasons quote student exceptions) made safe for a Markdown table cell."""
-    return html.escape(value).replace("|", "&#124;").replace("\n", " ")
+    """Untrusted text (reasons quote student exceptions) made plain text in a Markdown table
+    cell: no HTML, no links, no emphasis, no math."""
+    return "".join(f"&#{ord(ch)};" if ch in _SPECIAL else " " if ch in "\r\n" else ch
+                   for ch in value)
 
 
 def verdict(check: dict) -> str:
@@ -91,6 +166,8 @@ class ExplainGrades(NbGraderPreprocessor):
                                                text=verdict(by_grade_id[grade_id]) + "\n"))
         if result is not None:
             nb.cells.insert(0, new_markdown_cell(summary_markdown(result)))
+        # Notebook metadata (widget state, a title) would be written into the page as it is.
+        nb.metadata = {k: v for k, v in nb.metadata.items() if k in ("kernelspec", "language_info")}
         return nb, resources
 
 
@@ -104,13 +181,12 @@ def standalone_html(student: str, assignment: str, result: dict) -> str:
         for c in result["checks"]
     )
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in result.get("notes", []))
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(assignment)}: feedback for {html.escape(student)}</title></head>"
+    page = (
         f"<body><h1>{html.escape(assignment)}: {result['total']:g} / {result['max_total']:g} "
         "points</h1>"
         f"<p>{html.escape(result.get('problem') or '')}</p>"
         "<table><tr><th>function</th><th>points</th><th>verdict</th><th>why points were lost</th>"
         f"</tr>{items}"
-        f"</table><ul>{notes}</ul></body></html>"
+        f"</table><ul>{notes}</ul></body>"
     )
+    return sanitize_page(page, f"{assignment}: feedback for {student}")

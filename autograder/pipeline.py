@@ -12,7 +12,7 @@ Grading one assignment:
 2. :func:`autograder.submissions.collect` reads the export; submissions that cannot be graded get
    a zero and the reason right away, unchanged ones (same SHA-256, same grader) are skipped;
 3. each remaining submission is graded by its own ``python -m autograder.worker`` process in its own
-   temporary course folder (``--jobs`` at once, each with a job slot and that slot's sandbox uid);
+   temporary course folder (``--jobs`` at once; as root, each job leases a uid of its own);
 4. the parent merges each result as it arrives, serially and cheaply: files into the course folder,
    scores into the gradebook and the history; then writes the CSV and prints a summary.
 """
@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import queue
 import shutil
 import subprocess
 import sys
@@ -36,14 +35,24 @@ import nbformat
 from autograder import checks as checks_module
 from autograder.feedback import standalone_html
 from autograder.gradebook import History, reason_text, update_nbgrader, write_csv
-from autograder.sandbox import SANDBOX_UID_BASE, Isolation, Limits, kill_group, kill_uid, probe
+from autograder.sandbox import (
+    INSTALL_HINT,
+    Isolation,
+    Limits,
+    kill_group,
+    lease_uid,
+    probe,
+    unprotected,
+)
 from autograder.submissions import Submission, collect, grade_ids
+from autograder.untrusted import copy_files, read_text
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(PACKAGE_DIR)
 DEFAULT_COURSE_DIR = os.path.join(PACKAGE_DIR, ".work")
 DEFAULT_SOURCE_DIR = os.path.join(PACKAGE_DIR, "source")
 COURSE_ID = "sequence-models"
+MAX_RESULT_BYTES = 4 * 2**20   # a worker's result.json or error report
 
 
 @dataclass
@@ -61,6 +70,11 @@ class Settings:
     force: bool = False
     progress: bool = True
     keep_jobs: bool = False
+    unsandboxed: bool = False   # grade even where no sandbox can start (limits only)
+
+
+class SandboxUnavailable(RuntimeError):
+    """No sandbox can start on this machine, and ``--unsandboxed`` was not given."""
 
 
 @dataclass
@@ -177,24 +191,6 @@ class Course:
         return known
 
 
-def _hidden_paths(course: Course, for_kernel: bool) -> list[str]:
-    """Folders the sandboxed code must not see: answers, the gradebook, the repository's history."""
-    import importlib.util
-
-    paths = [course.root, os.path.join(REPO_DIR, ".git")]
-    if not for_kernel:
-        # The kernel's hidden tests import solutions; the verification child must not.
-        spec = importlib.util.find_spec("solutions")
-        for location in (spec.submodule_search_locations or []) if spec else []:
-            paths.append(location)
-        paths += [PACKAGE_DIR, os.path.join(REPO_DIR, "tests")]
-    else:
-        paths.append(os.path.abspath(course.settings.source_dir))
-    if os.path.abspath(course.settings.source_dir) not in paths and not for_kernel:
-        paths.append(os.path.abspath(course.settings.source_dir))
-    return sorted({os.path.realpath(p) for p in paths if os.path.isdir(p)})
-
-
 def _problem_result(submission: Submission, assignment: str) -> dict:
     checks = checks_module.CHECKS[assignment]
     return {
@@ -215,23 +211,21 @@ def _status(result: dict) -> str:
 
 
 class _Runner:
-    """Runs worker processes, one per submission, each in a job slot (and its sandbox uid)."""
+    """Runs worker processes, one per submission, ``--jobs`` at once (as root: each job with a
+    uid of its own, leased for as long as the job runs)."""
 
     def __init__(self, course: Course, assignment: str, template: str, isolation: Isolation):
         self.course, self.assignment, self.template = course, assignment, template
         self.isolation = isolation
         s = course.settings
+        self.root = os.geteuid() == 0
         self.jobs_root = tempfile.mkdtemp(prefix="autograder-jobs-")
-        os.chmod(self.jobs_root, 0o711)
-        self.slots: queue.Queue[int] = queue.Queue()
-        for slot in range(s.jobs):
-            self.slots.put(slot)
+        # Root: each job's folder belongs to its own uid, which must pass through (not list) this.
+        os.chmod(self.jobs_root, 0o711 if self.root else 0o700)
         source = os.path.join(template, "source", assignment)
         self.data_files = sorted(os.path.join(source, f) for f in os.listdir(source)
                                  if os.path.isfile(os.path.join(source, f))
                                  and not f.endswith(".ipynb"))
-        self.hide_kernel = _hidden_paths(course, for_kernel=True)
-        self.hide_verify = _hidden_paths(course, for_kernel=False)
         n_cells = len(nbformat.read(course.source_notebook(assignment), as_version=4).cells)
         n_checks = len(checks_module.CHECKS[assignment])
         # Every cell may time out in the kernel and every check in the verification.
@@ -242,18 +236,19 @@ class _Runner:
             shutil.rmtree(self.jobs_root, ignore_errors=True)
 
     def run(self, submission: Submission) -> dict:
-        slot = self.slots.get()
+        lease = lease_uid() if self.root and self.isolation.sandboxed else None
         try:
-            return self._run(submission, slot)
+            return self._run(submission, lease.uid if lease else None)
         finally:
-            self.slots.put(slot)
+            if lease:
+                lease.release()
 
-    def _run(self, submission: Submission, slot: int) -> dict:
+    def _run(self, submission: Submission, uid: int | None) -> dict:
         s = self.course.settings
-        uid = SANDBOX_UID_BASE + slot if self.isolation.drop_privileges else None
         job_dir = tempfile.mkdtemp(prefix=f"{submission.student[:20]}-", dir=self.jobs_root)
-        # The sandbox user may pass through (to its own folders) but not list or read.
-        os.chmod(job_dir, 0o711)
+        if uid is not None:
+            os.chown(job_dir, uid, uid)
+        os.chmod(job_dir, 0o700)
         submitted = os.path.join(job_dir, "course", "submitted", submission.student,
                                  self.assignment)
         os.makedirs(submitted)
@@ -262,8 +257,7 @@ class _Runner:
         job = {
             "assignment": self.assignment, "student": submission.student, "job_dir": job_dir,
             "template_dir": self.template, "course_id": s.course_id, "uid": uid,
-            "namespace": self.isolation.hide_files, "hide_kernel": self.hide_kernel,
-            "hide_verify": self.hide_verify, "timeout": s.timeout,
+            "sandboxed": self.isolation.sandboxed, "timeout": s.timeout,
             "limits": Limits(memory_mb=s.memory_mb, cpu_s=int(self.worker_timeout)).__dict__,
             "max_output_bytes": s.max_output_kb * 1000, "data_files": self.data_files,
             "notes": submission.notes,
@@ -280,15 +274,11 @@ class _Runner:
                 proc.wait(self.worker_timeout)
             except subprocess.TimeoutExpired:
                 pass
+            # The worker's sandboxes die with it (bubblewrap's --die-with-parent).
             kill_group(proc.pid)
-            if uid is not None:
-                kill_uid(uid)
             proc.wait()
         result_path = os.path.join(job_dir, "results", f"{submission.student}.json")
-        result = None
-        if os.path.exists(result_path):
-            with open(result_path) as f:
-                result = json.load(f)
+        result = _read_result(result_path)
         if result is None:
             result = _problem_result(submission, self.assignment)
             result["problem"] = None
@@ -302,15 +292,30 @@ class _Runner:
         return result
 
 
+def _read_result(path: str) -> dict | None:
+    """The worker's result, if it wrote a sensible one."""
+    try:
+        result = json.loads(read_text(path, MAX_RESULT_BYTES))
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) and isinstance(result.get("checks"), list) else None
+
+
 def _worker_failure(job_dir: str, returncode: int | None, elapsed: float) -> str:
     error_file = os.path.join(job_dir, "worker-error.txt")
     if os.path.exists(error_file):
-        with open(error_file) as f:
-            lines = [ln for ln in f.read().splitlines() if ln.strip()]
+        lines = [ln for ln in _read_tail(error_file).splitlines() if ln.strip()]
         return f"the grader failed on this submission: {lines[-1][:300] if lines else '?'}"
     if returncode is not None and returncode < 0:
         return f"the grading process was killed after {elapsed:.0f} s (signal {-returncode})"
     return f"the grading process stopped with status {returncode} after {elapsed:.0f} s"
+
+
+def _read_tail(path: str) -> str:
+    try:
+        return read_text(path, MAX_RESULT_BYTES)
+    except OSError as error:
+        return str(error)
 
 
 def _ensure_scripts_on_path() -> None:
@@ -337,11 +342,16 @@ class Grader:
 
     def grade(self, assignment: str, folder: str, isolation: Isolation | None = None) -> Outcome:
         started = time.monotonic()
+        outcome = Outcome(isolation=isolation or probe())
+        if not outcome.isolation.sandboxed and not self.settings.unsandboxed:
+            raise SandboxUnavailable(
+                f"no sandbox for student code: {outcome.isolation.problem}.\nTo grade safely, "
+                f"{INSTALL_HINT}.\nOr pass --unsandboxed to grade anyway: "
+                f"{unprotected()}.")
         template = self.course.prepare(assignment)
         fingerprint = self.course.fingerprint(assignment)
         submissions = collect(folder, assignment, self.course.known_grade_ids())
         latest = self.history.latest(assignment)
-        outcome = Outcome(isolation=isolation or probe())
         todo: list[Submission] = []
         for sub in submissions:
             previous = latest.get(sub.student)
@@ -398,7 +408,8 @@ class Grader:
         for kind in ("autograded", "feedback"):
             source = os.path.join(job_dir, "course", kind, student, assignment) if job_dir else ""
             if result.get(kind) and os.path.isdir(source):
-                shutil.copytree(source, course.path(kind, student, assignment))
+                # The kernel ran in the autograded folder: links and FIFOs there are not copied.
+                copy_files(source, course.path(kind, student, assignment))
                 result[kind] = course.path(kind, student, assignment,
                                            os.path.basename(result[kind]))
             else:
@@ -437,6 +448,7 @@ class Grader:
                                                      CSSHTMLHeaderPreprocessor]
         api.config.ExplainGrades.results_dir = self.course.path("results", assignment)
         api.config.HTMLExporter.sanitize_html = True
+        api.config.GenerateFeedback.exporter_class = "autograder.feedback.SanitizedHTMLExporter"
         count = 0
         for student, row in sorted(self.history.latest(assignment).items()):
             result = json.loads(row["result"])

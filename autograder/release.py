@@ -45,33 +45,60 @@ _DEFINITION = re.compile(r"^(\s*)(def|class)\s+(\w+)")
 
 
 # ------------------------------------------------------------------------------------------------
-# Fixtures of the visible tests: small inputs and the reference outputs, seeded.
+# Fixtures of the visible tests: small inputs and the reference outputs, seeded. A group of cases is
+# stored under keys "<group><i>_<name>" (e.g. "step0_x"), which ``gradcheck.fixture_cases`` reads
+# back as a list of dicts. Each group covers the edge cases of the hidden tests (batch of one, one
+# time step, D != H, saturated units, a blank other than 0, ...), so a student sees them too.
+
+
+def _layer_weights(rng, D, H, gates, scale):
+    """Weights scaled like 1/sqrt(fan_in): pre-activations of order ``scale``."""
+    return (rng.normal(0, scale / np.sqrt(D), (D, gates * H)),
+            rng.normal(0, scale / np.sqrt(H), (H, gates * H)))
+
+
+# (N, T, D, H, scale) of the layer fixtures: a moderate case, a batch of one with one time step,
+# and a longer one whose large weights saturate tanh and the sigmoids.
+_LAYER_CASES = [(3, 5, 4, 6, 1.0), (1, 1, 2, 3, 1.0), (2, 12, 3, 3, 2.5)]
+
+
+def _store(f: dict, group: str, i: int, **arrays) -> None:
+    for name, value in arrays.items():
+        f[f"{group}{i}_{name}"] = np.asarray(value)
 
 
 def _rnn_fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
     from solutions.rnn import birnn_forward, clip_grad_norm, rnn_forward, rnn_step_forward
 
-    N, T, D, H = 3, 5, 4, 6
-    f = {"step_x": rng.normal(size=(N, D)), "step_h_prev": rng.normal(size=(N, H)),
-         "step_Wx": rng.normal(size=(D, H)) * 0.5, "step_Wh": rng.normal(size=(H, H)) * 0.5,
-         "step_b": rng.normal(size=H)}
-    f["step_h_next"], _ = rnn_step_forward(f["step_x"], f["step_h_prev"], f["step_Wx"],
-                                           f["step_Wh"], f["step_b"])
-    f.update({"seq_x": rng.normal(size=(N, T, D)), "seq_h0": rng.normal(size=(N, H)),
-              "seq_Wx": rng.normal(size=(D, H)) * 0.5, "seq_Wh": rng.normal(size=(H, H)) * 0.5,
-              "seq_b": rng.normal(size=H)})
-    f["seq_h"], _ = rnn_forward(f["seq_x"], f["seq_h0"], f["seq_Wx"], f["seq_Wh"], f["seq_b"])
-    f["clip_g0"], f["clip_g1"] = rng.normal(size=(3, 4)), rng.normal(size=5)
-    f["clip_max_norm"] = np.array(1.5)
-    clipped, total_norm = clip_grad_norm([f["clip_g0"], f["clip_g1"]], 1.5)
-    f["clip_clipped_0"], f["clip_clipped_1"] = clipped
-    f["clip_total_norm"] = np.array(total_norm)
-    names = ["bi_Wx_f", "bi_Wh_f", "bi_b_f", "bi_Wx_b", "bi_Wh_b", "bi_b_b"]
-    shapes = [(D, H), (H, H), (H,)] * 2
-    f.update({"bi_x": rng.normal(size=(N, T, D)), "bi_h0": rng.normal(size=(2, N, H))})
-    f.update({name: rng.normal(size=shape) * 0.5 for name, shape in zip(names, shapes,
-                                                                       strict=True)})
-    f["bi_h"], _ = birnn_forward(f["bi_x"], f["bi_h0"], *(f[name] for name in names))
+    f: dict[str, np.ndarray] = {}
+    for i, (N, T, D, H, scale) in enumerate(_LAYER_CASES):
+        Wx, Wh = _layer_weights(rng, D, H, 1, scale)
+        x, h_prev, b = rng.normal(size=(N, D)), rng.uniform(-1, 1, (N, H)), rng.normal(0, 0.5, H)
+        h_next, _ = rnn_step_forward(x, h_prev, Wx, Wh, b)
+        _store(f, "step", i, x=x, h_prev=h_prev, Wx=Wx, Wh=Wh, b=b, h_next=h_next)
+        Wx, Wh = _layer_weights(rng, D, H, 1, scale)
+        x, h0, b = rng.normal(size=(N, T, D)), rng.uniform(-1, 1, (N, H)), rng.normal(0, 0.5, H)
+        h, _ = rnn_forward(x, h0, Wx, Wh, b)
+        _store(f, "seq", i, x=x, h0=h0, Wx=Wx, Wh=Wh, b=b, h=h)
+        x, h0 = rng.normal(size=(N, T, D)), rng.uniform(-1, 1, (2, N, H))
+        weights = {}
+        for direction in ("f", "b"):
+            weights[f"Wx_{direction}"], weights[f"Wh_{direction}"] = _layer_weights(
+                rng, D, H, 1, scale)
+            weights[f"b_{direction}"] = rng.normal(0, 0.5, H)
+        h, _ = birnn_forward(x, h0, *(weights[k] for k in ("Wx_f", "Wh_f", "b_f", "Wx_b", "Wh_b",
+                                                           "b_b")))
+        _store(f, "bi", i, x=x, h0=h0, **weights, h=h)
+    # Clipping: a list that needs it, one that does not, and all zeros (norm 0: unchanged, no NaN).
+    for i, (shapes, factor) in enumerate([([(3, 4), (5,)], 0.3), ([(2, 2, 2)], 4.0),
+                                          ([(2, 3), (4,)], 0.0)]):
+        grads = [rng.normal(size=s) * (factor > 0) for s in shapes]
+        norm = float(np.sqrt(sum(np.sum(g**2) for g in grads)))
+        max_norm = norm * factor if factor else 1.0
+        clipped, total_norm = clip_grad_norm(grads, max_norm)
+        arrays = {f"g{k}": g for k, g in enumerate(grads)}
+        arrays.update({f"clipped{k}": c for k, c in enumerate(clipped)})
+        _store(f, "clip", i, max_norm=max_norm, total_norm=total_norm, **arrays)
     return f
 
 
@@ -79,33 +106,30 @@ def _lstm_gru_fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
     from solutions.gru import gru_forward, gru_step_forward
     from solutions.lstm import lstm_forward, lstm_step_forward
 
-    N, T, D, H = 3, 5, 4, 6
-    f = {}
-    for prefix, gates in (("lstm", 4), ("gru", 3)):
-        for kind, x_shape in (("step", (N, D)), ("seq", (N, T, D))):
-            key = f"{prefix}_{kind}_"
-            f[key + "x"] = rng.normal(size=x_shape)
-            f[key + "h0"] = rng.normal(size=(N, H))
-            f[key + "Wx"] = rng.normal(size=(D, gates * H)) * 0.5
-            f[key + "Wh"] = rng.normal(size=(H, gates * H)) * 0.5
-            if prefix == "lstm":
-                f[key + "c0"] = rng.normal(size=(N, H))
-                f[key + "b"] = rng.normal(size=gates * H)
-            else:
-                f[key + "bx"] = rng.normal(size=gates * H)
-                f[key + "bh"] = rng.normal(size=gates * H)
-    k = "lstm_step_"
-    f[k + "h"], f[k + "c"], _ = lstm_step_forward(f[k + "x"], f[k + "h0"], f[k + "c0"],
-                                                  f[k + "Wx"], f[k + "Wh"], f[k + "b"])
-    k = "lstm_seq_"
-    f[k + "h"], _ = lstm_forward(f[k + "x"], f[k + "h0"], f[k + "c0"], f[k + "Wx"], f[k + "Wh"],
-                                 f[k + "b"])
-    k = "gru_step_"
-    f[k + "h"], _ = gru_step_forward(f[k + "x"], f[k + "h0"], f[k + "Wx"], f[k + "Wh"],
-                                     f[k + "bx"], f[k + "bh"])
-    k = "gru_seq_"
-    f[k + "h"], _ = gru_forward(f[k + "x"], f[k + "h0"], f[k + "Wx"], f[k + "Wh"], f[k + "bx"],
-                                f[k + "bh"])
+    f: dict[str, np.ndarray] = {}
+    for i, (N, T, D, H, scale) in enumerate(_LAYER_CASES):
+        Wx, Wh = _layer_weights(rng, D, H, 4, scale)
+        x, h_prev, c_prev = rng.normal(size=(N, D)), rng.uniform(-1, 1, (N, H)), rng.normal(
+            size=(N, H))
+        b = rng.normal(0, 0.5, 4 * H)
+        h_next, c_next, _ = lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b)
+        _store(f, "lstm_step", i, x=x, h_prev=h_prev, c_prev=c_prev, Wx=Wx, Wh=Wh, b=b,
+               h_next=h_next, c_next=c_next)
+        Wx, Wh = _layer_weights(rng, D, H, 4, scale)
+        x, h0, c0 = rng.normal(size=(N, T, D)), rng.uniform(-1, 1, (N, H)), rng.normal(size=(N, H))
+        b = rng.normal(0, 0.5, 4 * H)
+        h, _ = lstm_forward(x, h0, c0, Wx, Wh, b)
+        _store(f, "lstm_seq", i, x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, b=b, h=h)
+        Wx, Wh = _layer_weights(rng, D, H, 3, scale)
+        x, h_prev = rng.normal(size=(N, D)), rng.uniform(-1, 1, (N, H))
+        bx, bh = rng.normal(0, 0.5, 3 * H), rng.normal(0, 0.5, 3 * H)
+        h_next, _ = gru_step_forward(x, h_prev, Wx, Wh, bx, bh)
+        _store(f, "gru_step", i, x=x, h_prev=h_prev, Wx=Wx, Wh=Wh, bx=bx, bh=bh, h_next=h_next)
+        Wx, Wh = _layer_weights(rng, D, H, 3, scale)
+        x, h0 = rng.normal(size=(N, T, D)), rng.uniform(-1, 1, (N, H))
+        bx, bh = rng.normal(0, 0.5, 3 * H), rng.normal(0, 0.5, 3 * H)
+        h, _ = gru_forward(x, h0, Wx, Wh, bx, bh)
+        _store(f, "gru_seq", i, x=x, h0=h0, Wx=Wx, Wh=Wh, bx=bx, bh=bh, h=h)
     return f
 
 
@@ -115,43 +139,104 @@ def _convlstm_fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
     from solutions.convlstm import ConvLSTM, ConvLSTMCell
 
     def randomise(module):
-        # Random peephole weights too (they start at zero), so that the fixtures test them.
+        # Random peephole weights too (they start at zero), so that the fixtures test them; the
+        # convolution's weights scaled like 1/sqrt(fan_in).
         with torch.no_grad():
-            for param in module.parameters():
-                param.copy_(torch.from_numpy(rng.normal(0, 0.4, tuple(param.shape))))
+            for name, param in module.named_parameters():
+                fan_in = param[0].numel() if name.endswith("conv.weight") else 1
+                scale = 1.5 / np.sqrt(fan_in) if fan_in > 1 else 0.5
+                param.copy_(torch.from_numpy(rng.normal(0, scale, tuple(param.shape))))
         return module
 
-    f = {}
-    cell = randomise(ConvLSTMCell(2, 3, 3).double())
-    for name, value in cell.state_dict().items():
-        f[f"cell_{name}"] = value.numpy()
-    x = rng.normal(size=(2, 2, 5, 6))
-    h0, c0 = rng.normal(size=(2, 3, 5, 6)), rng.normal(size=(2, 3, 5, 6))
-    with torch.no_grad():
-        h, c = cell(torch.from_numpy(x), (torch.from_numpy(h0), torch.from_numpy(c0)))
-    f.update({"cell_x": x, "cell_h0": h0, "cell_c0": c0, "cell_h": h.numpy(), "cell_c": c.numpy()})
-    model = randomise(ConvLSTM(2, [4, 3], 3).double())
-    for name, value in model.state_dict().items():
-        f[f"seq_{name}"] = value.numpy()
-    x = rng.normal(size=(2, 4, 2, 5, 6))
-    with torch.no_grad():
-        outputs, states = model(torch.from_numpy(x))
-    f["seq_x"], f["seq_outputs"] = x, outputs.numpy()
-    for layer, (h, c) in enumerate(states):
-        f[f"seq_h{layer}"], f[f"seq_c{layer}"] = h.numpy(), c.numpy()
+    def gradients(loss, leaves):
+        grads = torch.autograd.grad(loss, list(leaves.values()))
+        return {f"grad.{name}": g.numpy() for name, g in zip(leaves, grads, strict=True)}
+
+    f: dict[str, np.ndarray] = {}
+    # (N, C, C_h, height, width, k, bias, peephole, given state)
+    cells = [(2, 2, 3, 5, 6, 3, 1, 1, 1), (1, 1, 2, 4, 7, 5, 0, 1, 0), (2, 3, 2, 3, 3, 1, 1, 0, 1)]
+    for i, (N, C, Ch, height, width, k, bias, peephole, given) in enumerate(cells):
+        cell = randomise(ConvLSTMCell(C, Ch, k, bias=bool(bias), peephole=bool(peephole)).double())
+        x = torch.tensor(rng.normal(size=(N, C, height, width)), requires_grad=True)
+        leaves = {"x": x}
+        if given:
+            leaves["h0"] = torch.tensor(rng.uniform(-1, 1, (N, Ch, height, width)),
+                                        requires_grad=True)
+            leaves["c0"] = torch.tensor(rng.normal(size=(N, Ch, height, width)),
+                                        requires_grad=True)
+        h, c = cell(x, (leaves["h0"], leaves["c0"]) if given else None)
+        dh, dc = rng.normal(size=h.shape), rng.normal(size=c.shape)
+        loss = (h * torch.from_numpy(dh)).sum() + (c * torch.from_numpy(dc)).sum()
+        params = dict(cell.named_parameters())
+        _store(f, "cell", i, config=[C, Ch, k, bias, peephole],
+               **{k_: v.detach().numpy() for k_, v in leaves.items()},
+               **{f"param.{n}": p.detach().numpy() for n, p in params.items()},
+               h=h.detach().numpy(), c=c.detach().numpy(), dh=dh, dc=dc,
+               **gradients(loss, {**leaves, **params}))
+    # (N, T, C, hidden channels, height, width, k, given state)
+    stacks = [(2, 4, 2, [4, 3], 5, 6, 3, 0), (1, 1, 1, [2], 3, 4, 3, 1),
+              (1, 3, 1, [2, 2, 2], 4, 4, 1, 1)]
+    for i, (N, T, C, channels, height, width, k, given) in enumerate(stacks):
+        model = randomise(ConvLSTM(C, channels, k).double())
+        x = torch.tensor(rng.normal(size=(N, T, C, height, width)), requires_grad=True)
+        leaves, state = {"x": x}, None
+        if given:
+            state = []
+            for layer, Ch in enumerate(channels):
+                for name in ("h0", "c0"):
+                    leaves[f"{name}_{layer}"] = torch.tensor(
+                        rng.uniform(-1, 1, (N, Ch, height, width)), requires_grad=True)
+                state.append((leaves[f"h0_{layer}"], leaves[f"c0_{layer}"]))
+        outputs, states = model(x, state)
+        d_outputs = rng.normal(size=outputs.shape)
+        loss = (outputs * torch.from_numpy(d_outputs)).sum()
+        finals = {}
+        for layer, (h, c) in enumerate(states):
+            finals[f"h{layer}"], finals[f"c{layer}"] = h.detach().numpy(), c.detach().numpy()
+        params = dict(model.named_parameters())
+        _store(f, "stack", i, config=[C, k, *channels],
+               **{k_: v.detach().numpy() for k_, v in leaves.items()},
+               **{f"param.{n}": p.detach().numpy() for n, p in params.items()},
+               outputs=outputs.detach().numpy(), d_outputs=d_outputs, **finals,
+               **gradients(loss, {**leaves, **params}))
     return f
 
 
 def _ctc_fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
     from solutions.ctc import ctc_backward, ctc_forward, ctc_grad, ctc_loss
+    from solutions.decode import prefix_beam_search
 
-    logits = rng.normal(size=(8, 4))
-    log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-    labels = np.array([1, 3, 3])
-    return {"log_probs": log_probs, "labels": labels,
-            "log_alpha": ctc_forward(log_probs, labels),
-            "log_beta": ctc_backward(log_probs, labels),
-            "loss": np.array(ctc_loss(log_probs, labels)), "grad": ctc_grad(log_probs, labels)}
+    def log_softmax(logits):
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+    f: dict[str, np.ndarray] = {}
+    long_labels = [int(k) for k in rng.integers(1, 6, 25)]
+    # (T, C, labels, blank, scale of the logits)
+    cases = [
+        (8, 4, [1, 3, 3], 0, 1.0),  # a repeated label: the blank between the 3s is compulsory
+        (10, 5, [0, 4, 4, 1], 2, 1.0),  # a blank other than 0, and label 0
+        (6, 3, [], 0, 1.0),  # the empty labelling: only blanks
+        (1, 3, [2], 0, 1.0),  # one frame
+        (2, 3, [1, 1], 0, 1.0),  # impossible: [1, 1] needs 3 frames; loss inf
+        (300, 6, long_labels, 0, 6.0),  # long and peaky: p(l|x) underflows float64
+    ]
+    for i, (T, C, labels, blank, scale) in enumerate(cases):
+        log_probs = log_softmax(rng.normal(0, scale, (T, C)))
+        _store(f, "ctc", i, log_probs=log_probs, labels=np.array(labels, dtype=np.int64),
+               blank=blank, log_alpha=ctc_forward(log_probs, labels, blank),
+               log_beta=ctc_backward(log_probs, labels, blank),
+               loss=ctc_loss(log_probs, labels, blank), grad=ctc_grad(log_probs, labels, blank))
+    # Beam search: two exact cases (a beam wider than the number of prefixes) and a pruned one.
+    for i, (T, C, blank, width) in enumerate([(4, 3, 0, 100), (5, 3, 2, 100), (12, 4, 0, 3)]):
+        log_probs = log_softmax(rng.normal(0, 1.5, (T, C)))
+        beams = prefix_beam_search(log_probs, beam_width=width, blank=blank)
+        prefixes = np.full((len(beams), T), -1, dtype=np.int64)
+        for k, (prefix, _) in enumerate(beams):
+            prefixes[k, :len(prefix)] = prefix
+        _store(f, "beam", i, log_probs=log_probs, blank=blank, beam_width=width,
+               prefixes=prefixes, scores=[score for _, score in beams])
+    return f
 
 
 FIXTURES: dict[str, Callable[[np.random.Generator], dict[str, np.ndarray]]] = {

@@ -2,9 +2,14 @@
 
 A submissions folder holds, per student, ``<student>.ipynb``, a ``<student>/`` folder or a
 ``<student>.zip`` (any notebook name inside). Nothing here executes or unpacks anything to disk:
-zip members are read in memory with a size cap, folders are walked without following links, and
-every problem (empty file, not JSON, not a notebook, another assignment's notebook, several
-candidates) becomes a :class:`Submission` with a ``problem`` that ends up in the grades CSV.
+a zip's directory is read first and only the one notebook that will be graded is decompressed, in
+memory and with a cap; folders are walked without following links, and only regular files are
+read. Every problem (empty file, not JSON, not a notebook, another assignment's notebook, several
+candidates, a zip bomb) becomes a :class:`Submission` with a ``problem`` that ends up in the grades
+CSV.
+
+Student ids keep their Unicode (NFC) and are safe folder names: a name that needs changing to be
+one gets a short hash of the original, so two different names never become one student.
 """
 
 from __future__ import annotations
@@ -12,14 +17,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
+import unicodedata
 import zipfile
 from dataclasses import dataclass, field
 
 import nbformat
 
+from autograder.untrusted import UntrustedFileError, open_regular, read_bytes
+
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024   # a notebook with its outputs; far above any honest one
 MAX_FOLDER_FILES = 2000                 # files looked at inside one student's folder
+MAX_ZIP_MEMBERS = 2000                  # entries in one zip's directory
+MAX_ID_CHARS = 80                       # nbgrader's database allows 128 characters per id
+_ID_PUNCTUATION = "_-.@"
 
 
 @dataclass
@@ -32,12 +42,31 @@ class Submission:
     notebook: nbformat.NotebookNode | None = None
     problem: str | None = None
     notes: list[str] = field(default_factory=list)
+    name: str = ""          # the file or folder name it came from, NFC, without the extension
+
+
+def _id_char(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "LN" or unicodedata.category(ch) in ("Mn", "Mc") or (
+        ch in _ID_PUNCTUATION)
 
 
 def student_id(name: str) -> str:
-    """A safe student id from a file or folder name (nbgrader uses it as a folder name)."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.@-]+", "_", name).strip("._-")
-    return cleaned[:100] or "student"
+    """The student id of a file or folder name (nbgrader uses it as a folder name).
+
+    Letters and digits of any script are kept (``学生甲`` stays ``学生甲``), in Unicode's NFC form;
+    other characters (spaces, slashes, glob and control characters) become ``_``, and a leading
+    ``.`` or ``-`` too. A name that had to change, or is longer than ``MAX_ID_CHARS``, gets
+    ``-`` and 8 hex digits of the SHA-256 of its NFC form, so ids stay distinct: ``a b`` becomes
+    ``a_b-<hash>``, never ``a_b``.
+    """
+    original = unicodedata.normalize("NFC", name)
+    cleaned = "".join(ch if _id_char(ch) else "_" for ch in original)
+    if cleaned[:1] in (".", "-"):
+        cleaned = "_" + cleaned[1:]
+    if cleaned == original and 0 < len(cleaned) <= MAX_ID_CHARS:
+        return cleaned
+    digest = hashlib.sha256(original.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{cleaned[:MAX_ID_CHARS - 9] or 'student'}-{digest}"
 
 
 def grade_ids(nb) -> set[str]:
@@ -55,10 +84,10 @@ def _sha(data: bytes) -> str:
 
 def parse_notebook(data: bytes) -> tuple[nbformat.NotebookNode | None, str | None]:
     """The notebook in ``data``, or None and a short reason."""
-    if not data.strip():
-        return None, "the file is empty"
     if len(data) > MAX_NOTEBOOK_BYTES:
         return None, f"the file is larger than {MAX_NOTEBOOK_BYTES // 2**20} MB"
+    if not data.strip():
+        return None, "the file is empty"
     try:
         raw = json.loads(data.decode("utf-8-sig"))
     except UnicodeDecodeError:
@@ -77,15 +106,16 @@ def parse_notebook(data: bytes) -> tuple[nbformat.NotebookNode | None, str | Non
     return nb, None
 
 
-def _pick(candidates: dict[str, bytes], assignment: str, where: str, notes: list[str]):
+def _pick(candidates: list[str], assignment: str, where: str, notes: list[str]):
+    """The path of the notebook to grade among ``candidates``, or None and the reason."""
     wanted = f"{assignment}.ipynb"
     exact = [n for n in candidates if os.path.basename(n) == wanted]
     if exact:
-        return candidates[sorted(exact, key=len)[0]], None
+        return sorted(exact, key=len)[0], None
     if len(candidates) == 1:
-        (name, data), = candidates.items()
-        notes.append(f"the notebook was named {os.path.basename(name)!r}, graded as {wanted!r}")
-        return data, None
+        notes.append(f"the notebook was named {os.path.basename(candidates[0])!r}, graded as "
+                     f"{wanted!r}")
+        return candidates[0], None
     if not candidates:
         return None, f"no notebook (.ipynb) in {where}"
     names = ", ".join(sorted(os.path.basename(n) for n in candidates)[:5])
@@ -99,37 +129,65 @@ def _skip(name: str) -> bool:
 
 def _from_zip(path: str, assignment: str, notes: list[str]):
     try:
-        with zipfile.ZipFile(path) as zf:
-            members = [m for m in zf.infolist() if m.filename.endswith(".ipynb")
-                       and not m.is_dir() and not _skip(m.filename)]
-            candidates = {}
-            for member in members[:MAX_FOLDER_FILES]:
-                # Reading one byte over the cap is enough for parse_notebook to refuse a zip bomb.
-                with zf.open(member) as f:
-                    candidates[member.filename] = f.read(MAX_NOTEBOOK_BYTES + 1)
-    except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError) as error:
+        fd = open_regular(path, 2**62)
+    except UntrustedFileError as error:
+        return None, f"the zip file cannot be read ({error})"
+    try:
+        with os.fdopen(fd, "rb") as f, zipfile.ZipFile(f) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_ZIP_MEMBERS:
+                return None, f"the zip file has more than {MAX_ZIP_MEMBERS} entries"
+            members = {m.filename: m for m in infos if m.filename.endswith(".ipynb")
+                       and not m.is_dir() and not _skip(m.filename)}
+            # Decide from the names alone, then decompress the chosen member only.
+            chosen, problem = _pick(list(members), assignment, os.path.basename(path), notes)
+            if problem is not None:
+                return None, problem
+            return _read_member(zf, members[chosen]), None
+    except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError, EOFError,
+            ValueError) as error:
         return None, f"not a readable zip file ({error})"
-    return _pick(candidates, assignment, os.path.basename(path), notes)
+
+
+def _read_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
+    """At most ``MAX_NOTEBOOK_BYTES + 1`` decompressed bytes of ``member``, whatever its header
+    declares (one byte over the cap is enough for :func:`parse_notebook` to refuse it)."""
+    chunks, size = [], 0
+    with zf.open(member) as f:
+        while size <= MAX_NOTEBOOK_BYTES:
+            chunk = f.read(min(1 << 20, MAX_NOTEBOOK_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    return b"".join(chunks)
 
 
 def _from_folder(path: str, assignment: str, notes: list[str]):
-    candidates = {}
+    candidates = []
     seen = 0
     for root, dirs, files in os.walk(path):  # os.walk does not follow links to folders
         dirs[:] = [d for d in dirs if not _skip(d)]
         for name in files:
             seen += 1
-            full = os.path.join(root, name)
             if seen > MAX_FOLDER_FILES:
                 break
-            if name.endswith(".ipynb") and not _skip(name) and not os.path.islink(full):
-                candidates[os.path.relpath(full, path)] = _read(full)
-    return _pick(candidates, assignment, f"folder {os.path.basename(path)}/", notes)
+            if name.endswith(".ipynb") and not _skip(name):
+                candidates.append(os.path.relpath(os.path.join(root, name), path))
+    chosen, problem = _pick(candidates, assignment, f"folder {os.path.basename(path)}/", notes)
+    if problem is not None:
+        return None, problem
+    return _read(os.path.join(path, chosen), MAX_NOTEBOOK_BYTES, "notebook")
 
 
-def _read(path: str) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(MAX_NOTEBOOK_BYTES + 1)
+def _read(path: str, max_bytes: int, what: str) -> tuple[bytes | None, str | None]:
+    """The bytes of a regular file (not a link, FIFO or device), or None and the reason."""
+    try:
+        return read_bytes(path, max_bytes), None
+    except UntrustedFileError as error:
+        if "larger than" in str(error):
+            return None, f"the {what} is larger than {max_bytes // 2**20} MB"
+        return None, f"the {what} cannot be read ({error})"
 
 
 def load_one(path: str, assignment: str, known: dict[str, set[str]]) -> Submission:
@@ -141,23 +199,27 @@ def load_one(path: str, assignment: str, known: dict[str, set[str]]) -> Submissi
     name = os.path.basename(path.rstrip("/"))
     stem, ext = os.path.splitext(name)
     notes: list[str] = []
-    if os.path.isdir(path) and not os.path.islink(path):
-        student, (data, problem) = student_id(name), _from_folder(path, assignment, notes)
+    is_folder = os.path.isdir(path) and not os.path.islink(path)
+    if is_folder:
+        stem = name
+    student = student_id(stem)
+    nfc = unicodedata.normalize("NFC", stem)
+    if is_folder:
+        data, problem = _from_folder(path, assignment, notes)
     elif ext.lower() == ".zip":
-        student, (data, problem) = student_id(stem), _from_zip(path, assignment, notes)
-    elif ext.lower() == ".ipynb" and not os.path.islink(path):
-        student, data, problem = student_id(stem), _read(path), None
+        data, problem = _from_zip(path, assignment, notes)
+    elif ext.lower() == ".ipynb":
+        data, problem = _read(path, MAX_NOTEBOOK_BYTES, "notebook")
     else:
-        student = student_id(stem)
-        return Submission(student, path, _sha(name.encode()),
+        return Submission(student, path, _sha(name.encode()), name=nfc,
                           problem=f"{name!r} is not a notebook (.ipynb), folder or .zip")
     if problem is not None:
         return Submission(student, path, _sha((data or b"") + problem.encode()), problem=problem,
-                          notes=notes)
+                          notes=notes, name=nfc)
     sha = _sha(data)
     nb, problem = parse_notebook(data)
     if problem is not None:
-        return Submission(student, path, sha, problem=problem, notes=notes)
+        return Submission(student, path, sha, problem=problem, notes=notes, name=nfc)
     ids = grade_ids(nb)
     mine = known.get(assignment, set())
     if ids and mine and not ids & mine:
@@ -167,17 +229,23 @@ def load_one(path: str, assignment: str, known: dict[str, set[str]]) -> Submissi
             problem = f"this is the notebook of assignment {best[1]!r}, not {assignment!r}"
         else:
             problem = f"the notebook has none of the cells of assignment {assignment!r}"
-        return Submission(student, path, sha, problem=problem, notes=notes)
+        return Submission(student, path, sha, problem=problem, notes=notes, name=nfc)
     if not ids:
         notes.append("the notebook has no nbgrader cell metadata (not the released notebook?)")
-    return Submission(student, path, sha, notebook=nb, notes=notes)
+    return Submission(student, path, sha, notebook=nb, notes=notes, name=nfc)
 
 
 def collect(folder: str, assignment: str, known: dict[str, set[str]]) -> list[Submission]:
-    """Every submission in ``folder``, one per student (the newest if a student has several)."""
+    """Every submission in ``folder``, one per student (the newest if a student has several).
+
+    Entries of the same name (``alice.ipynb`` and ``alice.zip``, or one name in two Unicode
+    normal forms) are the same student. Entries of different names never merge: should two of
+    them ever get one id, both become an error that names the two entries.
+    """
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"no submissions folder {folder!r}")
     by_student: dict[str, tuple[float, Submission]] = {}
+    collisions: dict[str, list[str]] = {}
     for name in sorted(os.listdir(folder)):
         if name.startswith("."):
             continue
@@ -186,9 +254,19 @@ def collect(folder: str, assignment: str, known: dict[str, set[str]]) -> list[Su
         mtime = os.lstat(path).st_mtime
         if submission.student in by_student:
             old_time, old = by_student[submission.student]
+            if old.name != submission.name:
+                collisions.setdefault(submission.student, [os.path.basename(old.origin)]).append(
+                    name)
+                continue
             newer, older = (submission, old) if mtime >= old_time else (old, submission)
             newer.notes.append(f"also found {os.path.basename(older.origin)!r} (older), ignored")
             by_student[submission.student] = (max(mtime, old_time), newer)
         else:
             by_student[submission.student] = (mtime, submission)
+    for student, names in collisions.items():
+        listed = ", ".join(repr(n) for n in names)
+        by_student[student] = (0.0, Submission(
+            student, os.path.join(folder, names[0]), _sha("\0".join(names).encode()),
+            problem=f"error: {listed} all map to the student id {student!r}; rename them so "
+                    "that each student has one name", name=student))
     return [s for _, s in sorted(by_student.values(), key=lambda t: t[1].student)]

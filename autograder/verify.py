@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -22,9 +23,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from autograder import checks as checks_module
-from autograder.sandbox import Limits, Sandbox, kill_group, kill_uid, prepare_home
+from autograder.sandbox import Limits, Sandbox, kill_group, prepare
+from autograder.untrusted import load_npz, read_text
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# How often a check is started again after its process was killed from outside.
+MAX_KILLED_RETRIES = 2
 
 
 @dataclass
@@ -65,8 +69,9 @@ def prepare_reference(assignment: str, folder: str) -> None:
 
 
 def _unpack(data, prefix: str, n_cases: int) -> list[dict[str, np.ndarray]]:
+    """``data`` (an npz, or a dict of arrays) keyed ``c<i>/<output>``, as one dict per case."""
     out: list[dict[str, np.ndarray]] = [{} for _ in range(n_cases)]
-    for key in data.files:
+    for key in getattr(data, "files", data):
         if key.startswith(prefix):
             case, name = key[len(prefix):].split("/", 1)
             i = int(case[1:])
@@ -87,8 +92,7 @@ def verify(
     work_dir: str,
     *,
     uid: int | None,
-    namespace: bool,
-    hide: list[str],
+    confine: bool,
     timeout: float,
     limits: Limits,
     data_files: list[str] = (),
@@ -96,7 +100,10 @@ def verify(
     """Grade the code ``cells`` of a submission; returns the per-check results and notes.
 
     ``reference_dir`` holds what :func:`prepare_reference` wrote; ``work_dir`` is created for the
-    child (owned by ``uid``); ``data_files`` are copied next to the code (fixtures it may load).
+    child; ``data_files`` are copied next to the code (fixtures it may load). The child runs in a
+    sandbox (as ``uid`` when root; ``confine=False``: limits only) that sees, read-only, its code,
+    the cases and the data files, and can write only its output folder, a fresh one per attempt.
+    A child killed from outside (SIGKILL that the sandbox did not send) is started again.
     """
     checks = checks_module.CHECKS[assignment]
     source = "\n".join(cells)
@@ -110,9 +117,11 @@ def verify(
                 check.name, 0, check.points,
                 f"must be written from scratch, but uses {', '.join(found)}")
 
-    sandbox = Sandbox(home=os.path.join(work_dir, "home"), cwd=os.path.join(work_dir, "cwd"),
-                      limits=limits, uid=uid, namespace=namespace, hide=hide)
     pkg = os.path.join(work_dir, "pkg")
+    input_path = os.path.join(work_dir, "input.json")
+    sandbox = Sandbox(home=os.path.join(work_dir, "home"), cwd=os.path.join(work_dir, "cwd"),
+                      limits=limits, uid=uid, confine=confine,
+                      readable=[pkg, os.path.join(work_dir, "cases.npz"), input_path])
     shutil.copytree(os.path.join(PACKAGE_DIR, "checks"), os.path.join(pkg, "autograder", "checks"),
                     ignore=shutil.ignore_patterns("__pycache__"))
     open(os.path.join(pkg, "autograder", "__init__.py"), "w").close()
@@ -121,19 +130,19 @@ def verify(
     for root, dirs, files in os.walk(work_dir):
         for name in dirs + files:
             os.chmod(os.path.join(root, name), 0o755 if name in dirs else 0o644)
-    os.chmod(work_dir, 0o711)
-    prepare_home(sandbox)
+    os.makedirs(sandbox.cwd)
     for path in data_files:
         shutil.copy(path, sandbox.cwd)
+    prepare(sandbox)
 
     notes: list[str] = []
     remaining = [c.name for c in checks if c.name not in results]
     attempt = 0
+    killed: dict[str, int] = {}
     while remaining:
         attempt += 1
         out_dir = os.path.join(work_dir, f"out{attempt}")
         os.makedirs(out_dir)
-        input_path = os.path.join(work_dir, "input.json")
         with open(input_path, "w") as f:
             json.dump({"assignment": assignment, "cells": cells, "checks": remaining,
                        "cases": {n: layout[n] for n in remaining}, "timeout": timeout,
@@ -145,25 +154,14 @@ def verify(
                 os.chown(path, uid, uid)
         os.chmod(out_dir, 0o700)
         progress = os.path.join(out_dir, "progress")
+        sandbox.writable = [out_dir]
         spec = sandbox.write(os.path.join(work_dir, f"sandbox{attempt}.json"))
         program = [sys.executable, "-I", "-S", os.path.join(pkg, "verify_child.py"), work_dir,
                    json.dumps(_site_paths())]
         # One timeout for the cells and one per check, plus start-up time.
         budget = timeout * (len(remaining) + 2) + 30
-        started = time.monotonic()
-        # The launcher's own errors land in launcher.log; the child's output goes to /dev/null.
-        with open(os.path.join(work_dir, "launcher.log"), "ab") as log:
-            proc = subprocess.Popen(sandbox.command(spec, program), stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            status = proc.wait(budget)
-        except subprocess.TimeoutExpired:
-            status = None
-        kill_group(proc.pid)
-        if uid is not None:
-            kill_uid(uid)
-        proc.wait()
-        elapsed = time.monotonic() - started
+        status, elapsed = _run_child(sandbox.command(spec, program), budget,
+                                     os.path.join(work_dir, "launcher.log"))
 
         finished = []
         for name in remaining:
@@ -173,15 +171,22 @@ def verify(
             finished.append(name)
             results[name] = _judge(assignment, name, out_dir, reference_dir, layout)
         if attempt == 1:
-            cell_notes = os.path.join(out_dir, "_cells.json")
-            if os.path.exists(cell_notes) and os.path.getsize(cell_notes) < 100_000:
-                with open(cell_notes) as f:
-                    notes.extend(str(n)[:300] for n in json.load(f)[:10])
+            notes.extend(_cell_notes(os.path.join(out_dir, "_cells.json")))
         remaining = remaining[len(finished):]
         if not remaining:
             break
         current = _read_small(progress)
+        if confine and status is not None and status > 128:
+            status = 128 - status  # bubblewrap passes on a signal's death as 128 + signal
+        if status == -signal.SIGKILL:
+            # Not our time limit, not the memory limit (MemoryError): the OOM killer, an
+            # administrator, or a signal from outside. Run the check again, but not forever.
+            killed[current] = killed.get(current, 0) + 1
+            if killed[current] <= MAX_KILLED_RETRIES:
+                continue
         why = _death(status, elapsed, budget)
+        if killed.get(current, 0) > 1:
+            why += f", {killed[current]} times"
         if current in remaining:
             check = checks_module.get_check(assignment, current)
             results[current] = CheckResult(current, 0, check.points, f"the process {why}")
@@ -196,12 +201,38 @@ def verify(
     return [results[c.name] for c in checks], notes
 
 
+def _run_child(command: list[str], budget: float, log_path: str) -> tuple[int | None, float]:
+    """Run the sandboxed child for at most ``budget`` seconds, then make sure it is gone;
+    returns its exit status (None: stopped at the time limit) and the seconds it took."""
+    started = time.monotonic()
+    # The launcher's own errors land in the log; the child's output goes to /dev/null.
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=log)
+    try:
+        status = proc.wait(budget)
+    except subprocess.TimeoutExpired:
+        status = None
+    # The sandbox's outer process: with it, everything in its PID namespace dies.
+    kill_group(proc.pid)
+    proc.wait()
+    return status, time.monotonic() - started
+
+
 def _read_small(path: str) -> str:
     try:
-        with open(path) as f:
-            return f.read(200)
+        return read_text(path, 200)
     except OSError:
         return ""
+
+
+def _cell_notes(path: str) -> list[str]:
+    """The child's notes on the notebook's cells (which ones raised), if it wrote sensible ones."""
+    try:
+        notes = json.loads(read_text(path, 100_000))
+    except (OSError, ValueError):
+        return []
+    return [str(n)[:300] for n in notes[:10]] if isinstance(notes, list) else []
 
 
 def _death(status: int | None, elapsed: float, budget: float) -> str:
@@ -222,13 +253,11 @@ def _judge(assignment, name, out_dir, reference_dir, layout) -> CheckResult:
     check = checks_module.get_check(assignment, name)
     n_cases = len(layout[name])
     try:
-        with open(os.path.join(out_dir, f"{name}.json")) as f:
-            meta = json.loads(f.read(100_000))
-        error = meta.get("error")
+        meta = json.loads(read_text(os.path.join(out_dir, f"{name}.json"), 100_000))
+        error = meta.get("error") if isinstance(meta, dict) else "malformed result"
         if error:
             return CheckResult(name, 0, check.points, str(error)[:400])
-        with np.load(os.path.join(out_dir, f"{name}.npz"), allow_pickle=False) as data:
-            got = _unpack(data, "", n_cases)
+        got = _unpack(load_npz(os.path.join(out_dir, f"{name}.npz")), "", n_cases)
         with np.load(os.path.join(reference_dir, "reference.npz"), allow_pickle=False) as data:
             expected = _unpack(data, f"{name}/", n_cases)
     except (OSError, ValueError, KeyError) as error:

@@ -59,6 +59,72 @@ def _load_cases(spec, arrays):
     return cases
 
 
+class _OperatorLog:
+    """The ATen operators executed while it is open, recorded by PyTorch's profiler (at the
+    dispatcher, so every spelling of a call is seen); nothing to record while ``torch`` is not
+    loaded. ``names`` is None if the code inside switched the profiler off."""
+
+    def __enter__(self):
+        self.names = set()
+        self.torch = sys.modules.get("torch")
+        self.profiler = None
+        if self.torch is not None:
+            self.profiler = self.torch.autograd.profiler.profile()
+            self.profiler.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.profiler is None:
+            return False
+        try:
+            still_on = self.torch.autograd._profiler_enabled()
+            self.profiler.__exit__(None, None, None)
+            events = self.profiler.kineto_results.events()
+            self.names = {event.name() for event in events} if still_on else None
+        except Exception:  # noqa: BLE001 -- a profiler that cannot be read was tampered with
+            self.names = None
+        return False
+
+
+def _run_check(check, check_cases, namespace, timeout):
+    """Run ``check`` on every case: ``(error or None, outputs, operators executed or None)``."""
+    import numpy as np
+
+    from autograder import checks as checks_module
+
+    error, outputs = None, {}
+    log = _OperatorLog()
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        with log:
+            for i, case in enumerate(check_cases):
+                got, reason = checks_module.run_case(check, namespace, case)
+                if reason is not None:
+                    if reason.endswith("not defined") or reason.startswith("not implemented"):
+                        error = f"{reason} in the notebook"
+                    else:
+                        error = f"{reason} at case {i} ({checks_module.describe_case(case)})"
+                    break
+                if not isinstance(got, dict):
+                    error = f"the check returned {type(got).__name__} at case {i}"
+                    break
+                for key, value in got.items():
+                    try:
+                        outputs[f"c{i}/{key}"] = np.asarray(value, dtype=np.float64)
+                    except (TypeError, ValueError):
+                        error = f"output {key!r} is not numeric at case {i}"
+                        break
+                if error:
+                    break
+    except _CellTimeout:
+        error = f"ran longer than {timeout:g} s (infinite loop?)"
+    except BaseException as error_:  # noqa: BLE001 -- e.g. SystemExit from student code
+        error = f"raised {type(error_).__name__}: {str(error_)[:200]}"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return error, outputs, log.names
+
+
 def main(folder):
     import numpy as np
 
@@ -98,34 +164,17 @@ def main(folder):
         check = wanted[name]
         with open(progress, "w") as f:
             f.write(name)
-        error, outputs = None, {}
-        signal.setitimer(signal.ITIMER_REAL, timeout)
-        try:
-            for i, case in enumerate(cases[name]):
-                got, reason = checks_module.run_case(check, namespace, case)
-                if reason is not None:
-                    if reason.endswith("not defined") or reason.startswith("not implemented"):
-                        error = f"{reason} in the notebook"
-                    else:
-                        error = f"{reason} at case {i} ({checks_module.describe_case(case)})"
-                    break
-                if not isinstance(got, dict):
-                    error = f"the check returned {type(got).__name__} at case {i}"
-                    break
-                for key, value in got.items():
-                    try:
-                        outputs[f"c{i}/{key}"] = np.asarray(value, dtype=np.float64)
-                    except (TypeError, ValueError):
-                        error = f"output {key!r} is not numeric at case {i}"
-                        break
-                if error:
-                    break
-        except _CellTimeout:
-            error = f"ran longer than {timeout:g} s (infinite loop?)"
-        except BaseException as error_:  # noqa: BLE001 -- e.g. SystemExit from student code
-            error = f"raised {type(error_).__name__}: {str(error_)[:200]}"
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+        torch_loaded = "torch" in sys.modules
+        error, outputs, operators = _run_check(check, cases[name], namespace, timeout)
+        if not torch_loaded and "torch" in sys.modules:
+            # The graded call imported PyTorch itself: run it again with its operators recorded.
+            error, outputs, operators = _run_check(check, cases[name], namespace, timeout)
+        forbidden = checks_module.forbidden_operator_calls(check, operators or ())
+        if forbidden:
+            shown = ", ".join(forbidden[:3]) + (", ..." if len(forbidden) > 3 else "")
+            error, outputs = f"must be written from scratch, but runs {shown}", {}
+        elif operators is None:
+            error, outputs = "switched off the grader's record of the PyTorch operators it ran", {}
         np.savez(os.path.join(out_dir, f"{name}.npz"), **outputs)
         with open(os.path.join(out_dir, f"{name}.json"), "w") as f:
             json.dump({"error": error, "cases": len(cases[name])}, f)

@@ -18,7 +18,9 @@ from __future__ import annotations
 import ast
 import json
 import os
+import resource
 import shutil
+import stat
 import sys
 import traceback
 
@@ -26,31 +28,53 @@ import nbformat
 
 from autograder import checks as checks_module
 from autograder.output_cap import truncation_note
-from autograder.sandbox import Limits, Sandbox, kill_uid, prepare_home
+from autograder.sandbox import Limits, Sandbox, prepare
 from autograder.verify import verify
 
 KERNEL_NAME = "autograder-sandbox"
+# The worker's own address space; it holds one notebook and bounded outputs (~300 MB in use).
+WORKER_MEMORY_MB = 4096
 
 
-def _imports_only(source: str) -> str:
+def _is_literal(node: ast.AST) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _definitions_only(source: str) -> str:
+    """The imports, function and class definitions and literal constants of a read-only cell:
+    the helpers it gives students, without the checks it runs on their functions."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return ""
-    keep = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    keep = [n for n in tree.body
+            if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
+                              ast.ClassDef))
+            or (isinstance(n, ast.Assign) and _is_literal(n.value))]
     return "\n".join(ast.unparse(n) for n in keep)
 
 
-def student_cells(nb) -> list[str]:
-    """The code the re-verification runs: the student's cells, and the imports of locked cells.
+def student_cells(nb, release=None) -> list[str]:
+    """The code the re-verification runs: the student's cells, and the helpers of locked cells.
 
     Solution cells and cells without nbgrader metadata (the student's own, or plain set-up cells)
     run as they are; graded test cells are left out; other nbgrader cells (read-only set-up and
-    visible checks) contribute their import statements only. IPython magics become calls on a
-    stand-in ``get_ipython()``.
+    visible checks) contribute their imports, function and class definitions and literal
+    constants, taken from the released notebook ``release`` when it has the cell (so a helper
+    such as ``log_softmax`` is the one the notebook gave, edited or not). IPython magics become
+    calls on a stand-in ``get_ipython()``.
     """
     from IPython.core.inputtransformer2 import TransformerManager
 
+    released = {}
+    for cell in (release.cells if release is not None else []):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id and cell.cell_type == "code":
+            released[grade_id] = cell.source
     transform = TransformerManager().transform_cell
     cells = []
     for cell in nb.cells:
@@ -59,15 +83,59 @@ def student_cells(nb) -> list[str]:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade") and not meta.get("solution"):
             continue
-        try:
-            source = transform(cell.source)
-        except Exception:  # noqa: BLE001 -- leave it to the child to report the syntax error
-            source = cell.source
+        source = cell.source
         if meta and not meta.get("solution"):
-            source = _imports_only(source)
+            source = released.get(meta.get("grade_id"), source)
+        try:
+            source = transform(source)
+        except Exception:  # noqa: BLE001 -- leave it to the child to report the syntax error
+            pass
+        if meta and not meta.get("solution"):
+            source = _definitions_only(source)
         if source.strip():
             cells.append(source)
     return cells
+
+
+def _release_notebook(job: dict):
+    """The released (student) version of the notebook, from the template."""
+    path = os.path.join(job["template_dir"], "release", job["assignment"],
+                        f"{job['assignment']}.ipynb")
+    return nbformat.read(path, as_version=4) if os.path.exists(path) else None
+
+
+def _prepare_kernel_course(job: dict, course: str) -> None:
+    """The job's course folder as nbgrader's autograde needs it, with nothing secret in it.
+
+    nbgrader restores the test cells from the gradebook's copy of the source notebook, which
+    holds the hidden tests: in the job's copy of the gradebook every such cell becomes its
+    released version (hidden tests removed; the re-verification is the authoritative grade).
+    The source folder holds the assignment's data files only, not the instructor's notebook.
+    """
+    from nbgrader.api import Gradebook
+
+    assignment, template = job["assignment"], job["template_dir"]
+    source = os.path.join(course, "source", assignment)
+    os.makedirs(source)
+    for path in job["data_files"]:
+        shutil.copy(path, source)
+    db = os.path.join(course, "gradebook.db")
+    shutil.copy(os.path.join(template, "gradebook.db"), db)
+    os.chmod(db, 0o600)
+    release = _release_notebook(job)
+    released = {c.metadata["nbgrader"]["grade_id"]: c for c in release.cells
+                if c.metadata.get("nbgrader", {}).get("grade_id")} if release else {}
+    with Gradebook(f"sqlite:///{db}", job["course_id"]) as gb:
+        for notebook in gb.find_assignment(assignment).notebooks:
+            for cell in notebook.source_cells:
+                if "HIDDEN TESTS" not in cell.source:
+                    continue
+                public = released.get(cell.name)
+                if public is None or "HIDDEN TESTS" in public.source:
+                    raise RuntimeError(f"no released version of the test cell {cell.name!r}")
+                cell.source = public.source
+                cell.checksum = public.metadata["nbgrader"]["checksum"]
+        gb.db.commit()
 
 
 def _output_cap_class(max_bytes: int):
@@ -98,19 +166,57 @@ def _output_cap_class(max_bytes: int):
     return CappedExecute
 
 
+def _kernel_sandbox(job: dict, limits: Limits) -> Sandbox:
+    """The kernel's sandbox: a private home, a runtime folder for its connection file and
+    sockets, and the output cap's module. Nothing of ``solutions`` or the grader's checks: the
+    notebook it runs has no hidden tests (:func:`_prepare_kernel_course`)."""
+    job_dir = job["job_dir"]
+    tools = os.path.join(job_dir, "kernel-tools")
+    os.makedirs(tools)
+    shutil.copy(os.path.join(os.path.dirname(__file__), "output_cap.py"), tools)
+    sandbox = Sandbox(home=os.path.join(job_dir, "kernel-home"), cwd=None, limits=limits,
+                      uid=job["uid"], confine=job["sandboxed"],
+                      runtime=os.path.join(job_dir, "run"),
+                      readable=[tools])
+    sandbox.writable = [sandbox.runtime]
+    prepare(sandbox)
+    return sandbox
+
+
 def _kernelspec(job: dict, sandbox: Sandbox, sandbox_spec: str) -> str:
     """A kernelspec that starts ipykernel inside the sandbox; returns its JUPYTER_PATH entry."""
     root = os.path.join(job["job_dir"], "jupyter")
     folder = os.path.join(root, "kernels", KERNEL_NAME)
     os.makedirs(folder)
-    cap = f"__import__('autograder.output_cap').output_cap.install({job['max_output_bytes']})"
+    cap_module = os.path.join(sandbox.readable[0], "output_cap.py")
+    cap = f"__import__('runpy').run_path({cap_module!r})['install']({job['max_output_bytes']})"
     argv = sandbox.command(sandbox_spec, [sys.executable, "-m", "ipykernel_launcher",
                                           "-f", "{connection_file}",
                                           f"--IPKernelApp.exec_lines={json.dumps([cap])}"])
+    # No network in the sandbox: the kernel is interrupted by a message, not a signal.
     with open(os.path.join(folder, "kernel.json"), "w") as f:
         json.dump({"argv": argv, "display_name": "Python 3 (autograder sandbox)",
-                   "language": "python"}, f)
+                   "language": "python", "interrupt_mode": "message"}, f)
     return root
+
+
+def remove_special_files(folder: str) -> list[str]:
+    """Delete everything under ``folder`` that is not a regular file or a folder (links, FIFOs,
+    sockets, devices), without following links; returns their relative paths.
+
+    The kernel ran in the autograded folder, and nbgrader's feedback step copies every file there
+    with ``shutil.copy``, which would read a link's target as the grader (a confused deputy) and
+    block on a FIFO.
+    """
+    removed = []
+    for root, dirs, files, dir_fd in os.fwalk(folder, follow_symlinks=False):
+        for name in dirs + files:
+            info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if not (stat.S_ISREG(info.st_mode) or stat.S_ISDIR(info.st_mode)):
+                os.unlink(name, dir_fd=dir_fd)
+                removed.append(os.path.relpath(os.path.join(root, name), folder))
+        dirs[:] = [d for d in dirs if os.path.relpath(os.path.join(root, d), folder) not in removed]
+    return removed
 
 
 def _config(job: dict, course: str, results_dir: str):
@@ -122,6 +228,10 @@ def _config(job: dict, course: str, results_dir: str):
     c.CourseDirectory.db_url = f"sqlite:///{os.path.join(course, 'gradebook.db')}"
     c.Execute.timeout = int(job["timeout"])
     c.Execute.kernel_name = KERNEL_NAME
+    # The sandboxed kernel has no network: it talks to nbgrader over Unix sockets in its runtime
+    # folder, the one folder it may write.
+    c.KernelManager.transport = "ipc"
+    c.KernelManager.ip = os.path.join(job["job_dir"], "run", "kernel")
     c.Execute.startup_timeout = 120
     # A kernel that floods its output leaves a backlog after the cell ends: drop it, do not fail.
     c.Execute.raise_on_iopub_timeout = False
@@ -130,6 +240,7 @@ def _config(job: dict, course: str, results_dir: str):
     c.LimitOutput.max_lines = 500
     c.Autograde.create_student = True
     c.HTMLExporter.sanitize_html = True
+    c.GenerateFeedback.exporter_class = "autograder.feedback.SanitizedHTMLExporter"
     c.ExplainGrades.results_dir = results_dir
     return c
 
@@ -186,9 +297,10 @@ def grade(job: dict) -> dict:
     nb = nbformat.read(submitted, as_version=4)
 
     trusted, notes = verify(
-        assignment, student_cells(nb), template, os.path.join(job_dir, "verify"), uid=uid,
-        namespace=job["namespace"], hide=job["hide_verify"], timeout=job["timeout"],
-        limits=limits, data_files=job["data_files"])
+        assignment, student_cells(nb, _release_notebook(job)), template,
+        os.path.join(job_dir, "verify"), uid=uid,
+        confine=job["sandboxed"], timeout=job["timeout"], limits=limits,
+        data_files=job["data_files"])
     result = {
         "student": student, "assignment": assignment,
         "checks": [{"name": r.name, "points": r.points, "max_points": r.max_points,
@@ -200,20 +312,10 @@ def grade(job: dict) -> dict:
     _write(result_path, result)
 
     # nbgrader's own run, in a sandboxed kernel.
-    os.makedirs(os.path.join(course, "source"), exist_ok=True)
-    os.symlink(os.path.join(template, "source", assignment),
-               os.path.join(course, "source", assignment))
-    shutil.copy(os.path.join(template, "gradebook.db"), os.path.join(course, "gradebook.db"))
-    os.chmod(os.path.join(course, "gradebook.db"), 0o600)
-    kernel_sandbox = Sandbox(home=os.path.join(job_dir, "kernel-home"),
-                             cwd=None, limits=limits, uid=uid,
-                             namespace=job["namespace"], hide=job["hide_kernel"])
-    prepare_home(kernel_sandbox)
+    _prepare_kernel_course(job, course)
+    kernel_sandbox = _kernel_sandbox(job, limits)
     spec = kernel_sandbox.write(os.path.join(job_dir, "kernel-sandbox.json"))
     os.environ["JUPYTER_PATH"] = _kernelspec(job, kernel_sandbox, spec)
-    # The kernel runs in the notebook's folder: let the sandbox user in (no listing above it).
-    for path in (job_dir, course):
-        os.chmod(path, 0o711)
 
     from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
     from nbgrader.apps import NbGraderAPI
@@ -235,10 +337,14 @@ def grade(job: dict) -> dict:
         LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     config.GenerateFeedback.preprocessors = [GetGrades, ExplainGrades, CSSHTMLHeaderPreprocessor]
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    # The kernel's sandbox, and everything started in it, ends with the kernel.
     run = api.autograde(assignment, student, force=True, create=True)
-    if uid is not None:
-        kill_uid(uid)
     autograded = os.path.join(course, "autograded", student, assignment, f"{assignment}.ipynb")
+    if os.path.isdir(os.path.dirname(autograded)):
+        left = remove_special_files(os.path.dirname(autograded))
+        if left:
+            result["notes"].append(f"removed {len(left)} link(s) or special file(s) that the "
+                                   "notebook left in its folder")
     per_cell, kernel_notes = _kernel_findings(autograded, job["timeout"])
     result["notes"] += kernel_notes
     result["kernel_ok"] = bool(run.get("success"))
@@ -255,11 +361,8 @@ def grade(job: dict) -> dict:
                 grade_row = gb.find_grade(grade_id, assignment, assignment, student)
             except MissingEntry:
                 continue
-            kernel_score = grade_row.auto_score
-            check["kernel_score"] = kernel_score
-            if kernel_score is not None and kernel_score >= check["max_points"] > check["points"]:
-                check["reason"] = (f"{check['reason']} (the notebook's own test passed: were the "
-                                   "grader's helpers changed in the kernel?)")
+            # The kernel's test cells hold no hidden tests: its score only says the cell ran.
+            check["kernel_score"] = grade_row.auto_score
             grade_row.manual_score = check["points"]
             grade_row.needs_manual_grade = False
         gb.db.commit()
@@ -275,10 +378,22 @@ def grade(job: dict) -> dict:
     return result
 
 
+def limit_own_memory(memory_mb: int) -> None:
+    """Cap this process's address space (the soft limit, which the sandboxes it starts may set
+    for themselves): whatever the student side wrote, reading it cannot exhaust the machine."""
+    limit = max(WORKER_MEMORY_MB, 2 * memory_mb) * 2**20
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    if soft == resource.RLIM_INFINITY or soft > limit:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     with open(argv[0]) as f:
         job = json.load(f)
+    limit_own_memory(job["limits"]["memory_mb"] or 0)
     try:
         grade(job)
     except Exception:  # noqa: BLE001 -- reported to the pipeline, which records the failure

@@ -5,6 +5,7 @@ Only the book lives here; every other test keeps its fixtures in its own file.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -38,9 +39,10 @@ def jupyter_book_command() -> list[str]:
     return [exe]
 
 
-def build_book(output: Path) -> BuiltBook:
+def build_book(output: Path, edition: str = "public") -> BuiltBook:
     """Build the book from ROOT into ``output`` with the options of ``make book``: every warning
-    (nitpicky mode included) is an error.
+    (nitpicky mode included) is an error. ``edition`` is ``public`` or ``instructor``
+    (``COURSE_EDITION``, read by book/_ext/editions.py).
 
     ``--path-output`` keeps the working tree clean, and the execution cache lives in
     ``output/_build/.jupyter_cache``, so a fresh ``output`` means a cold build that executes
@@ -48,8 +50,10 @@ def build_book(output: Path) -> BuiltBook:
     """
     cmd = [*jupyter_book_command(), "build", str(ROOT), "--path-output", str(output),
            "--warningiserror", "--nitpick", "--keep-going"]
+    env = {**os.environ, "COURSE_EDITION": edition}
     started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
+                          env=env)
     seconds = time.perf_counter() - started
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:
@@ -64,6 +68,16 @@ def build_book(output: Path) -> BuiltBook:
 def built_book(tmp_path_factory) -> BuiltBook:
     """The whole book, built cold once per session with warnings as errors."""
     return build_book(tmp_path_factory.mktemp("book"))
+
+
+@pytest.fixture(scope="session")
+def built_book_instructor(built_book, tmp_path_factory) -> BuiltBook:
+    """The instructor edition, built once per session from a copy of the public build's
+    execution cache: the code cells are the same in both editions, so it executes no notebook."""
+    output = tmp_path_factory.mktemp("book-instructor")
+    shutil.copytree(built_book.output / "_build" / ".jupyter_cache",
+                    output / "_build" / ".jupyter_cache")
+    return build_book(output, edition="instructor")
 
 
 @pytest.fixture(scope="session")

@@ -391,3 +391,85 @@ def test_browser_sees_a_rendered_equation(built_book, served_book, browser):
     svg_count = browser.execute_script(
         "return document.querySelectorAll('.math mjx-container svg').length;")
     assert svg_count > 5
+
+
+# A phone in portrait: the window width at which the equations used to be cut off.
+NARROW_WINDOW = (420, 900)
+# What a reader of a narrow window cannot see: for every displayed equation, the part of its box
+# outside the viewport or cut off by an ancestor that hides overflow (a box that scrolls is fine:
+# the reader can scroll it), whether it is too wide for its box without being able to scroll,
+# and whether its equation number covers it or sits beside it while it is clipped (the number
+# then marks the cut as the equation's end); for every code cell's input, whether it scrolls
+# sideways. Lengths in CSS pixels; 1 px of slack for rounding.
+NARROW_LAYOUT_JS = """
+const viewport = document.documentElement.clientWidth;
+const problems = [];
+const scrolls = s => s === 'auto' || s === 'scroll';
+function describe(el) {
+  const math = el.closest('div.math');
+  return (math && math.id ? '#' + math.id : el.tagName.toLowerCase()) + ' '
+    + (el.textContent || '').trim().slice(0, 40);
+}
+for (const eq of document.querySelectorAll('div.math > mjx-container[display="true"]')) {
+  const box = eq.getBoundingClientRect();
+  if (box.width === 0) continue;  // inside a collapsed dropdown
+  if (box.left < -1 || box.right > viewport + 1) {
+    problems.push(`${describe(eq)}: spans ${box.left.toFixed(0)}..${box.right.toFixed(0)} px `
+                  + `of a ${viewport} px viewport`);
+  }
+  for (let a = eq.parentElement; a && a !== document.body; a = a.parentElement) {
+    const style = getComputedStyle(a);
+    if (style.overflowX === 'visible') continue;
+    const clip = a.getBoundingClientRect();
+    if (box.right > clip.right + 1 || box.left < clip.left - 1) {
+      problems.push(`${describe(eq)}: cut off by a ${a.tagName.toLowerCase()}.${a.className} `
+                    + `that ends at ${clip.right.toFixed(0)} px (equation ends at `
+                    + `${box.right.toFixed(0)} px)`);
+      break;
+    }
+  }
+  if (eq.scrollWidth > eq.clientWidth + 1 && !scrolls(getComputedStyle(eq).overflowX)) {
+    problems.push(`${describe(eq)}: ${eq.scrollWidth} px wide in a ${eq.clientWidth} px box `
+                  + `that does not scroll`);
+  }
+  const number = eq.parentElement.querySelector(':scope > span.eqno');
+  if (number) {
+    const n = number.getBoundingClientRect();
+    const sameRow = n.top < box.bottom - 1 && n.bottom > box.top + 1;
+    const covers = sameRow && n.left < box.right - 1 && n.right > box.left + 1;
+    const besideTheCut = sameRow && eq.scrollWidth > eq.clientWidth + 1;
+    if (n.right > viewport + 1 || covers || besideTheCut) {
+      problems.push(`${describe(eq)}: equation number at ${n.left.toFixed(0)}..`
+                    + `${n.right.toFixed(0)} px ${covers ? 'covers' : 'sits beside'} the `
+                    + `${besideTheCut ? 'clipped ' : ''}equation at `
+                    + `${box.left.toFixed(0)}..${box.right.toFixed(0)} px`);
+    }
+  }
+}
+for (const pre of document.querySelectorAll('div.cell_input pre')) {
+  if (pre.getBoundingClientRect().width === 0) continue;  // folded (hide-input)
+  if (pre.scrollWidth > pre.clientWidth + 1) {
+    problems.push(`code cell "${pre.textContent.trim().slice(0, 40)}": ${pre.scrollWidth} px `
+                  + `of code in a ${pre.clientWidth} px box scrolls sideways`);
+  }
+}
+return {viewport: viewport, problems: problems};
+"""
+
+
+def test_narrow_window_shows_whole_equations_and_code(built_book, served_book, browser):
+    """At 420 px, every displayed equation fits on the screen or scrolls in its own box, its
+    number does not cover it, and code wraps instead of scrolling sideways."""
+    browser.set_window_size(*NARROW_WINDOW)
+    try:
+        failures = []
+        for rel in browser_pages():
+            browser.get(urljoin(served_book, rel))
+            assert browser.execute_async_script(WAIT_FOR_MATHJAX_JS) == "ok", rel
+            layout = browser.execute_script(NARROW_LAYOUT_JS)
+            assert layout["viewport"] <= NARROW_WINDOW[0], layout["viewport"]
+            failures += [f"{rel}: {problem}" for problem in layout["problems"]]
+    finally:
+        browser.set_window_size(1280, 1024)
+    assert not failures, f"{len(failures)} layout problems at {NARROW_WINDOW[0]} px:\n" + "\n".join(
+        failures[:40])

@@ -248,9 +248,9 @@ def test_huge_output_is_truncated_in_the_autograded_notebook(graded):
 def test_monkeypatching_is_caught_by_the_trusted_check(graded):
     result = json.loads((graded["course"] / "results" / "rnn" / "monkeypatch.json").read_text())
     backward = next(c for c in result["checks"] if c["name"] == "rnn_backward")
-    # The kernel's own hidden test was fooled; the re-verification outside it was not.
-    assert backward["kernel_score"] == MAX["rnn_backward"]
-    assert backward["points"] == 0 and "own test passed" in backward["reason"]
+    # The patched helpers live in the kernel, which runs no hidden tests; the re-verification
+    # outside it grades the function.
+    assert backward["points"] == 0 and "not implemented" in backward["reason"]
 
 
 def test_copying_the_reference_files_fails(graded):

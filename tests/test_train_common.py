@@ -152,7 +152,9 @@ def test_a_used_run_folder_is_refused_without_resume(tmp_path, capsys):
 def test_resume_with_changed_options_is_refused(tmp_path, capsys):
     adding.train(adding.Config(out=str(tmp_path), **{**TINY_ADDING, "steps": 2}))
     argv = ["adding", "--out", str(tmp_path), "--resume", "--cells", "lstm", "--seq-len", "9"]
-    assert cli.main(argv) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
     assert "--seq-len (was 8, now 9)" in capsys.readouterr().err
 
 
@@ -191,3 +193,103 @@ def test_fit_runs_under_autocast(tmp_path, name):
                          scheduler=scheduler, make_batch=lambda step: seqs, loss_fn=loss_fn)
     assert [r["step"] for r in records] == [1, 2, 3]
     assert all(np.isfinite(r["loss"]) for r in records)
+
+
+TINY_ADDING_ARGS = ["adding", "--cells", "lstm", "--seq-len", "8", "--hidden-size", "8",
+                    "--batch-size", "8", "--steps", "12", "--log-every", "1", "--eval-every",
+                    "4", "--eval-size", "16", "--no-progress", "--threads", "1"]
+
+
+def test_stop_after_says_the_run_is_incomplete_and_how_to_continue(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli.main([*TINY_ADDING_ARGS, "--out", str(run), "--stop-after", "5"]) == 0
+    last_line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last_line.startswith("incomplete: stopped at step 5 of 12")
+    assert str(run / "lstm" / common.CHECKPOINT) in last_line
+    assert last_line.endswith(f"continue with: python -m solutions.train adding --out {run} "
+                              f"--resume")
+    assert json.loads((run / "meta.json").read_text())["complete"] is False
+
+
+def test_resume_takes_the_options_from_the_run_folder_and_continues_exactly(tmp_path, capsys):
+    assert cli.main([*TINY_ADDING_ARGS, "--out", str(tmp_path / "whole")]) == 0
+    assert cli.main([*TINY_ADDING_ARGS, "--out", str(tmp_path / "split"),
+                     "--stop-after", "5"]) == 0
+    capsys.readouterr()
+    # only the folder: every option, --seq-len 8 included, comes from its config.json
+    assert cli.main(["adding", "--out", str(tmp_path / "split"), "--resume"]) == 0
+    assert "incomplete" not in capsys.readouterr().out
+    whole = common.read_metrics(tmp_path / "whole" / "lstm")
+    assert common.read_metrics(tmp_path / "split" / "lstm") == whole
+    assert json.loads((tmp_path / "split" / "meta.json").read_text())["complete"] is True
+
+
+def test_resume_reports_every_conflicting_option_at_once(tmp_path, capsys):
+    assert cli.main([*TINY_ADDING_ARGS, "--out", str(tmp_path), "--stop-after", "2"]) == 0
+    argv = ["adding", "--out", str(tmp_path), "--resume", "--seq-len", "9", "--lr", "0.5",
+            "--hidden-size", "8", "--threads", "2"]  # agreeing and runtime options are fine
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--seq-len (was 8, now 9)" in err and "--lr (was 0.003, now 0.5)" in err
+    assert "--hidden-size" not in err and "--threads" not in err
+
+
+def test_resume_of_a_folder_without_a_run_names_the_missing_config(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["adding", "--out", str(tmp_path), "--resume"])
+    assert "config.json does not exist" in capsys.readouterr().err
+
+
+def test_ctrl_c_prints_one_line_naming_the_last_checkpoint_and_the_resume_command(
+        tmp_path, capsys, monkeypatch):
+    make = adding.adding_batch
+
+    def interrupted_at_step_7(seed, step, *args):
+        if step == 7:
+            raise KeyboardInterrupt
+        return make(seed, step, *args)
+
+    monkeypatch.setattr(adding, "adding_batch", interrupted_at_step_7)
+    argv = [*TINY_ADDING_ARGS, "--out", str(tmp_path / "split"), "--checkpoint-every", "5"]
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert err == (f"interrupted: the last checkpoint is {tmp_path / 'split/lstm/checkpoint.pt'}"
+                   f" (step 5 of 12); continue with: python -m solutions.train adding --out "
+                   f"{tmp_path / 'split'} --resume")
+    monkeypatch.setattr(adding, "adding_batch", make)
+    assert cli.main(["adding", "--out", str(tmp_path / "split"), "--resume"]) == 0
+    assert cli.main([*TINY_ADDING_ARGS, "--out", str(tmp_path / "whole")]) == 0
+    assert (common.read_metrics(tmp_path / "split" / "lstm")
+            == common.read_metrics(tmp_path / "whole" / "lstm"))
+    history = json.loads((tmp_path / "split" / "meta.json").read_text())["history"]
+    assert history[0]["interrupted"] is True and history[0]["steps"] == {"adding lstm": [0, 7]}
+
+
+def test_resuming_keeps_the_history_of_commands_times_and_steps_in_meta(tmp_path):
+    run = str(tmp_path)
+    assert cli.main([*TINY_ADDING_ARGS, "--out", run, "--stop-after", "5"]) == 0
+    assert cli.main(["adding", "--out", run, "--resume", "--stop-after", "4"]) == 0
+    assert cli.main(["adding", "--out", run, "--resume"]) == 0
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    history = meta["history"]
+    assert [h["steps"] for h in history] == [{"adding lstm": [0, 5]}, {"adding lstm": [5, 9]},
+                                             {"adding lstm": [9, 12]}]
+    assert history[0]["command"] == meta["command"]  # the command that started the run
+    assert "--stop-after 5" in meta["command"]
+    assert [h["command"].split("--out")[1] for h in history[1:]] == [
+        f" {run} --resume --stop-after 4", f" {run} --resume"]
+    for h in history:
+        assert h["started"] <= h["ended"] and h["device"] == meta["device"]
+    assert meta["wall_s"] == pytest.approx(sum(h["wall_s"] for h in history), abs=0.2)
+
+
+@pytest.mark.parametrize("task", ["adding", "ocr"])
+def test_help_of_out_shows_the_real_default(task, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # argparse would wrap the default at its hyphen
+    with pytest.raises(SystemExit):
+        cli.main([task, "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: runs/{task}/YYYYmmdd-HHMMSS)" in help_text

@@ -281,7 +281,52 @@ def run_check(assignment: str, name: str, namespace: Mapping[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
-# The "from scratch" rule: an AST scan for forbidden library functions.
+# The "from scratch" rule, checked twice: an AST scan for forbidden library functions (below), and,
+# in the re-verification, the PyTorch operators a graded call actually executes
+# (:func:`forbidden_operators`), which no spelling of the call can hide.
+
+# ATen operators (what every PyTorch call ends in) that implement the forbidden library functions,
+# by a word of the forbidden name: ``nn.LSTM`` and ``LSTMCell`` forbid every operator whose name
+# contains ``lstm`` (``lstm``, ``lstm_cell``, ``_thnn_fused_lstm_cell``, ...) and the fused
+# cuDNN/MIOpen/oneDNN recurrent kernels.
+_FUSED_RNN = ("_cudnn_rnn", "miopen_rnn", "mkldnn_rnn")
+_OPERATOR_FAMILIES = {
+    "ctc": ("ctc_loss",),
+    "lstm": ("lstm", *_FUSED_RNN),
+    "gru": ("gru", *_FUSED_RNN),
+    "rnn": ("rnn_tanh", "rnn_relu", *_FUSED_RNN),
+}
+
+
+def forbidden_operators(check: Check) -> tuple[str, ...]:
+    """Parts of ATen operator names that a function graded by ``check`` must not execute.
+
+    ``""`` (every operator) when the whole of ``torch`` is forbidden, as for the numpy layers.
+    """
+    if "torch" in check.forbidden:
+        return ("",)
+    parts: list[str] = []
+    for entry in check.forbidden:
+        word = entry.rsplit(".", 1)[-1].lower()
+        for family, operators in _OPERATOR_FAMILIES.items():
+            if family in word:
+                parts += [op for op in operators if op not in parts]
+    return tuple(parts)
+
+
+def forbidden_operator_calls(check: Check, operator_names) -> list[str]:
+    """The operators among ``operator_names`` (profiler names such as ``aten::lstm``) that
+    ``check`` forbids; the recurrent and CTC ones first, then by name."""
+    parts = forbidden_operators(check)
+    if not parts:
+        return []
+    found = set()
+    for name in operator_names:
+        namespace, _, op = str(name).rpartition("::")
+        if namespace in ("aten", "prims", "quantized") and any(p in op for p in parts):
+            found.add(f"{namespace}::{op}")
+    telling = {op for ops in _OPERATOR_FAMILIES.values() for op in ops}
+    return sorted(found, key=lambda n: (not any(t in n for t in telling), n))
 
 
 class _References(ast.NodeVisitor):
@@ -294,15 +339,28 @@ class _References(ast.NodeVisitor):
 
     def _chain(self, node) -> tuple[list[str], str | None] | None:
         parts = []
-        while isinstance(node, ast.Attribute):
-            parts.append(node.attr)
-            node = node.value
+        while True:
+            if isinstance(node, ast.Attribute):
+                parts.append(node.attr)
+                node = node.value
+            elif (isinstance(node, ast.Call) and _is_getattr(node)
+                  and _constant_text(node.args[1]) is not None):
+                parts.append(_constant_text(node.args[1]))
+                node = node.args[0]
+            else:
+                break
         if isinstance(node, ast.Name):
             return parts[::-1], node.id
+        module = _imported_module(node)
+        if module is not None:
+            # __import__("torch").nn... and import_module("torch.nn")...: rooted at the module.
+            return module.split(".")[1:] + parts[::-1], f"\0{module.split('.')[0]}"
         return None
 
     def _record(self, root: str, attrs: list[str]) -> None:
-        if root in self.aliases:
+        if root.startswith("\0"):
+            self.found.append(((root[1:], *attrs), True))
+        elif root in self.aliases:
             self.found.append((tuple(self.aliases[root].split(".") + attrs), True))
         else:
             self.found.append(((root, *attrs), False))
@@ -321,28 +379,62 @@ class _References(ast.NodeVisitor):
         self._record(node.id, [])
 
     def visit_Call(self, node: ast.Call) -> None:
-        func = node.func
-        const = (
-            node.args[-1].value
-            if node.args and isinstance(node.args[-1], ast.Constant)
-            and isinstance(node.args[-1].value, str) else None
-        )
         # getattr(torch.nn, "LSTM") is torch.nn.LSTM; import_module("x") and __import__("x")
-        # import x.
-        if isinstance(func, ast.Name) and func.id == "getattr" and len(node.args) >= 2:
-            chain = self._chain(node.args[0])
-            second = node.args[1]
-            if chain is not None and isinstance(second, ast.Constant) and isinstance(
-                second.value, str
-            ):
+        # import x; the names may be spelled as sums of strings ("tor" + "ch").
+        if _is_getattr(node):
+            chain = self._chain(node)
+            if chain is not None:
                 attrs, root = chain
-                self._record(root, [*attrs, second.value])
-        elif const is not None and (
-            (isinstance(func, ast.Name) and func.id in ("__import__", "import_module"))
-            or (isinstance(func, ast.Attribute) and func.attr == "import_module")
-        ):
-            self.found.append((tuple(const.split(".")), True))
+                self._record(root, attrs)
+                self.names.add(root)
+        module = _imported_module(node)
+        if module is not None:
+            self.found.append((tuple(module.split(".")), True))
         self.generic_visit(node)
+
+
+def _constant_text(node) -> str | None:
+    """The string ``node`` always evaluates to, when it is built of literals only: ``"a"``,
+    ``"tor" + "ch"``, ``f"{'ctc'}_loss"``, ``"".join(["ctc", "_loss"])``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _constant_text(node.left), _constant_text(node.right)
+        return None if left is None or right is None else left + right
+    if isinstance(node, ast.JoinedStr):
+        parts = []
+        for value in node.values:
+            inner = value.value if isinstance(value, ast.FormattedValue) else value
+            text = _constant_text(inner)
+            if text is None:
+                return None
+            parts.append(text)
+        return "".join(parts)
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "join" and len(node.args) == 1
+            and isinstance(node.args[0], (ast.List, ast.Tuple))):
+        separator = _constant_text(node.func.value)
+        parts = [_constant_text(e) for e in node.args[0].elts]
+        if separator is not None and None not in parts:
+            return separator.join(parts)
+    return None
+
+
+def _is_getattr(node) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id == "getattr" and len(node.args) >= 2)
+
+
+def _imported_module(node) -> str | None:
+    """``"x"`` for a call ``__import__("x")``, ``import_module("x")`` or ``m.import_module("x")``
+    whose argument is a constant string."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return None
+    func = node.func
+    if not ((isinstance(func, ast.Name) and func.id in ("__import__", "import_module"))
+            or (isinstance(func, ast.Attribute) and func.attr in ("__import__", "import_module"))):
+        return None
+    return _constant_text(node.args[0])
 
 
 def _import_aliases(tree: ast.AST) -> tuple[dict[str, str], list[str]]:
@@ -374,6 +466,21 @@ def _matches(entry: str, components: tuple[str, ...], resolved: bool) -> bool:
     return any(have[i:i + len(want)] == want for i in range(len(have) - len(want) + 1))
 
 
+def _module_level_statements(body, conditional: bool = False):
+    """``(statement, inside a compound statement?)`` for every statement that runs at module
+    level: the top-level ones and those nested in ``if``/``try``/``with``/``for``/``while``."""
+    for node in body:
+        yield node, conditional
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        blocks = [getattr(node, field, None) or [] for field in ("body", "orelse", "finalbody")]
+        blocks += [handler.body for handler in getattr(node, "handlers", [])]
+        blocks += [case.body for case in getattr(node, "cases", [])]
+        for block in blocks:
+            if block and isinstance(block[0], ast.stmt):
+                yield from _module_level_statements(block, True)
+
+
 def find_forbidden(source: str, check: Check) -> list[str]:
     """Forbidden library names that the code graded by ``check`` uses, e.g. ``["torch.nn.LSTM"]``.
 
@@ -396,17 +503,23 @@ def find_forbidden(source: str, check: Check) -> list[str]:
                 found.append(path)
 
     # Module-level assignments count as definitions: `helper = F.ctc_loss` is in scope if used.
+    # Definitions inside top-level `if`, `try`, `with` and loops count too, every branch of them.
     definitions: dict[str, list[ast.AST]] = {}
-    for node in tree.body:
-        # The last binding of a name wins, as when the cells run in order.
+    for node, conditional in _module_level_statements(tree.body):
+        names = []
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            definitions[node.name] = [node]
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            names = [node.name]
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                for name in ast.walk(target):
-                    if isinstance(name, ast.Name):
-                        definitions[name.id] = [node]
+            names = [n.id for target in targets for n in ast.walk(target)
+                     if isinstance(n, ast.Name)]
+        for name in names:
+            # The last unconditional binding of a name wins, as when the cells run in order; a
+            # binding in a branch may or may not be the one that counts: scan them all.
+            if conditional:
+                definitions.setdefault(name, []).append(node)
+            else:
+                definitions[name] = [node]
     collector = _References(aliases)
     todo = [n for n in check.needs if n in definitions]
     seen = set(todo)
@@ -423,7 +536,8 @@ def find_forbidden(source: str, check: Check) -> list[str]:
             dotted = ".".join(components)
             if dotted not in found:
                 found.append(dotted)
-    return found
+    # `getattr(torch.nn, "LSTM")` names torch.nn and torch.nn.LSTM: report the longest only.
+    return [d for d in found if not any(other.startswith(d + ".") for other in found)]
 
 
 CHECKS: dict[str, list[Check]] = _load_checks()

@@ -31,6 +31,8 @@ TASKS = {
     "adding": "the adding problem for RNN, LSTM and GRU",
     "ocr": "CRNN + CTC on synthetic digit strings",
     "moving": "ConvLSTM encoder-forecaster vs FC-LSTM on moving digits",
+    "charlm": "character language model (RNN, LSTM, GRU) on the book's prose",
+    "seq2seq": "encoder-decoder between Chinese number words and Arabic numerals",
 }
 
 

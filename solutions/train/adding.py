@@ -54,23 +54,30 @@ class Config(BaseConfig):
 
 
 class CellLoop(nn.Module):
-    """Run a cell ``h = cell(x_t, h)`` over the time steps of ``x (N, T, D)``."""
+    """Run a cell ``h = cell(x_t, h)`` over the time steps of ``x (N, T, D)``.
+
+    Called like ``torch.nn.GRU(batch_first=True)``: ``(x, h0=None) -> (outputs (N, T, H),
+    h_n (1, N, H))``, so it can start from a given state and hand its last one on.
+    """
 
     def __init__(self, cell: nn.Module) -> None:
         super().__init__()
         self.cell = cell
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
-        h = x.new_zeros(x.shape[0], self.cell.hidden_size)  # (N, H)
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None):
+        h = x.new_zeros(x.shape[0], self.cell.hidden_size) if h0 is None else h0[0]  # (N, H)
         outputs = []
         for t in range(x.shape[1]):
             h = self.cell(x[:, t], h)
             outputs.append(h)
-        return torch.stack(outputs, dim=1), None  # (N, T, H)
+        return torch.stack(outputs, dim=1), h[None]  # (N, T, H), (1, N, H)
 
 
 def recurrent_layer(cell: str, impl: str, input_size: int, hidden_size: int) -> nn.Module:
-    """A batch-first recurrent layer whose call returns ``(outputs (N, T, H), state)``."""
+    """A batch-first recurrent layer called as ``(x, state=None) -> (outputs (N, T, H), state)``
+    with ``torch.nn``'s state shapes (``(1, N, H)``, a pair of them for the LSTM).
+
+    Shared by the tasks that train all three cells (``adding``, ``charlm``, ``seq2seq``)."""
     if impl == "torch":
         cls = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
         return cls(input_size, hidden_size, batch_first=True)

@@ -8,7 +8,8 @@ function that makes batch ``step`` and a function that computes the loss. The lo
 - **several processes** through ``torchrun``: each process reads ``RANK``, ``WORLD_SIZE`` and
   ``LOCAL_RANK``, joins a process group (NCCL on GPU, gloo on CPU), wraps the model in
   ``DistributedDataParallel`` and computes its own rows of each global batch;
-- a **run folder** with ``config.json``, ``meta.json`` (versions, device, wall time),
+- a **run folder** with ``config.json``, ``meta.json`` (versions, device, wall time, and a
+  ``history`` of every invocation: command, start and end, steps covered, device),
   ``metrics.jsonl`` (one JSON record per line) and the task's PNG plots;
 - a **checkpoint** every ``checkpoint_every`` steps with the model, optimiser, scheduler, scaler
   and the random states of every rank. Batches are pure functions of the step number (see
@@ -42,6 +43,9 @@ from torch.nn.parallel import DistributedDataParallel
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 COMMAND = {"line": None}  # the command line, set by ``python -m solutions.train``, for meta.json
+# What this invocation did so far: the run folder, the steps each ``fit`` covered, the last
+# checkpoint. ``meta.json``'s history and the command line's stop and Ctrl-C messages read it.
+INVOCATION: dict = {}
 
 
 def knob(default, help: str, **metadata):
@@ -61,7 +65,8 @@ class BaseConfig:
 
     PRESETS: ClassVar[dict[str, dict]] = {}
 
-    out: str = knob("", "run folder; default runs/<task>/<date-time>")
+    out: str = knob("", "run folder (with --resume: the run to continue, whose saved options "
+                        "are used)", shown_default="runs/{task}/YYYYmmdd-HHMMSS")
     device: str = knob("auto", "where to train; auto takes CUDA when present",
                        choices=("auto", "cpu", "cuda"))
     amp: bool = knob(False, "mixed precision (CUDA only): autocast to --amp-dtype")
@@ -255,17 +260,88 @@ def make_run_dir(cfg: BaseConfig, task: str, rt: Runtime) -> Path:
         problem = shared[0]
     if problem is not None:
         raise problem
+    INVOCATION.update(task=task, run_dir=run_dir, rt=rt, parts={}, last_checkpoint=None,
+                      distributed=rt.distributed)
     if rt.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         config = {"task": task, **dataclasses.asdict(cfg)}
         (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-        write_meta(run_dir, rt, started=time.time(), command=COMMAND["line"])
+        _start_history(run_dir, rt, resumed=cfg.resume)
     _barrier(rt)
     return run_dir
 
 
+def _start_history(run_dir: Path, rt: Runtime, resumed: bool) -> None:
+    """Open this invocation's entry in ``meta.json``'s ``history``.
+
+    The top-level ``command`` and ``started`` stay those of the invocation that started the run
+    (the command that reproduces it); a continuation only appends to the history.
+    """
+    path = run_dir / "meta.json"
+    meta = json.loads(path.read_text()) if resumed and path.exists() else {}
+    now = time.time()
+    entry = {"command": COMMAND["line"], "started": now, "device": describe_device(rt.device),
+             "world_size": rt.world_size}
+    history = [*meta.get("history", []), entry]
+    if not meta:
+        meta = {"started": now, "command": COMMAND["line"]}
+    path.write_text(json.dumps({**meta, "history": history}, indent=2) + "\n")
+    write_meta(run_dir, rt)
+
+
+def _close_history(run_dir: Path, rt: Runtime, wall_s: float, cpu_s: float,
+                   interrupted: bool = False, **extra) -> None:
+    """Complete this invocation's entry; the top-level times become the sums over the history."""
+    path = run_dir / "meta.json"
+    meta = json.loads(path.read_text())
+    history = meta.get("history") or [{}]
+    history[-1].update(ended=time.time(), wall_s=wall_s, cpu_s=cpu_s,
+                       steps={name: [p["start"], p["done"]]
+                              for name, p in INVOCATION.get("parts", {}).items()})
+    if interrupted:
+        history[-1]["interrupted"] = True
+    # runs from before the history was kept have their only times at the top level
+    earlier = [h for h in history[:-1] if "wall_s" in h] or (
+        [{"wall_s": meta.get("wall_s", 0.0), "cpu_s": meta.get("cpu_s", 0.0)}]
+        if len(history) > 1 else [])
+    total = {key: round(sum(h[key] for h in [*earlier, history[-1]]), 1)
+             for key in ("wall_s", "cpu_s")}
+    path.write_text(json.dumps({**meta, "history": history}, indent=2) + "\n")
+    write_meta(run_dir, rt, **total, complete=run_complete(), **extra)
+
+
+def run_complete() -> bool:
+    """Whether every ``fit`` of this invocation reached its config's ``steps``."""
+    return all(p["done"] >= p["steps"] for p in INVOCATION.get("parts", {}).values())
+
+
+def resume_command(run_dir: Path | None = None) -> str:
+    """The command line that continues this invocation's run (its options come from the folder)."""
+    run_dir = run_dir or INVOCATION["run_dir"]
+    launcher = ("torchrun --nproc_per_node=N -m" if INVOCATION.get("distributed")
+                else "python -m")
+    return f"{launcher} solutions.train {INVOCATION['task']} --out {run_dir} --resume"
+
+
+def record_interruption() -> str:
+    """Close the history entry of an interrupted invocation; returns the one-line message."""
+    if not INVOCATION:
+        return "interrupted before the run folder was made; nothing to resume"
+    rt, run_dir = INVOCATION["rt"], INVOCATION["run_dir"]
+    started = INVOCATION.get("clock")
+    if rt.is_main and started is not None:
+        _close_history(run_dir, rt, wall_s=round(time.time() - started[0], 1),
+                       cpu_s=round(time.process_time() - started[1], 1), interrupted=True)
+    last = INVOCATION["last_checkpoint"]
+    if last is None:
+        return (f"interrupted before the first checkpoint of {run_dir}; "
+                f"continue (from step 0) with: {resume_command()}")
+    return (f"interrupted: the last checkpoint is {last['path']} (step {last['step']} of "
+            f"{last['steps']}); continue with: {resume_command()}")
+
+
 # options that may change when a run is resumed: they do not change what is computed
-_RUNTIME_OPTIONS = {"out", "device", "resume", "stop_after", "workers", "threads", "progress",
+RUNTIME_OPTIONS = {"out", "device", "resume", "stop_after", "workers", "threads", "progress",
                     "checkpoint_every"}
 
 
@@ -277,7 +353,7 @@ def _config_change(run_dir: Path, cfg: BaseConfig) -> ValueError | None:
     saved = json.loads(path.read_text())
     now = json.loads(json.dumps(dataclasses.asdict(cfg)))  # tuples -> lists, as saved
     changed = [f"--{k.replace('_', '-')} (was {saved.get(k)!r}, now {v!r})"
-               for k, v in now.items() if k not in _RUNTIME_OPTIONS and saved.get(k) != v]
+               for k, v in now.items() if k not in RUNTIME_OPTIONS and saved.get(k) != v]
     if changed:
         return ValueError("--resume: the run in " + str(run_dir) + " was started with other "
                           "options; a continuation must use the same: " + ", ".join(changed))
@@ -342,18 +418,23 @@ def read_metrics(run_dir) -> list[dict]:
 
 
 def save_checkpoint(
-    path: Path, rt: Runtime, step: int, model, optimizer, scheduler, scaler, pending: dict
+    path: Path, rt: Runtime, step: int, model, optimizer, scheduler, scaler, pending: dict,
+    carry=None,
 ):
     """Write the state after ``step`` steps; atomic, so a crash never leaves half a file.
 
     ``pending`` holds the logged scalars of the steps since the last metrics record, so a
-    resumed run writes the same next record as an uninterrupted one.
+    resumed run writes the same next record as an uninterrupted one. ``carry`` (see
+    :func:`fit`) is saved per rank, like the random states.
     """
     rng = [None] * rt.world_size
+    carried = [None] * rt.world_size
+    mine = carry.state_dict() if carry is not None else None
     if rt.distributed:
         dist.all_gather_object(rng, _rng_state())
+        dist.all_gather_object(carried, mine)
     else:
-        rng[0] = _rng_state()
+        rng[0], carried[0] = _rng_state(), mine
     if rt.is_main:
         state = {
             "step": step,
@@ -362,6 +443,7 @@ def save_checkpoint(
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "scaler": scaler.state_dict(),
             "rng": rng,
+            "carry": carried,
             "pending": pending,
         }
         tmp = path.with_suffix(".tmp")
@@ -370,7 +452,7 @@ def save_checkpoint(
     _barrier(rt)
 
 
-def load_checkpoint(path: Path, rt: Runtime, model, optimizer, scheduler, scaler):
+def load_checkpoint(path: Path, rt: Runtime, model, optimizer, scheduler, scaler, carry=None):
     """Restore the state saved by :func:`save_checkpoint`; returns ``(step, pending)``."""
     # on the CPU: random states must stay CPU tensors; load_state_dict moves the rest to
     # the device of the parameters
@@ -387,7 +469,38 @@ def load_checkpoint(path: Path, rt: Runtime, model, optimizer, scheduler, scaler
             f"{rt.world_size}; resume with the same number so the continuation is exact"
         )
     _set_rng_state(rng[rt.rank])
+    if carry is not None:
+        carry.load_state_dict(state["carry"][rt.rank])
     return int(state["step"]), state["pending"]
+
+
+class CarriedState:
+    """A recurrent state handed from one training step to the next (truncated BPTT).
+
+    ``value`` is ``None`` (start from zeros), a tensor, or a tuple of tensors (an LSTM's
+    ``(h, c)``). :meth:`keep` stores it detached: gradients stop at the batch boundary while the
+    values flow on. Pass it to :func:`fit` as ``carry`` so checkpoints hold it.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.value = device, None
+
+    def keep(self, state) -> None:
+        self.value = _map_tensors(state, lambda t: t.detach())
+
+    def state_dict(self) -> dict:
+        return {"value": _map_tensors(self.value, lambda t: t.cpu())}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.value = _map_tensors(state["value"], lambda t: t.to(self.device))
+
+
+def _map_tensors(state, fn):
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return fn(state)
+    return tuple(_map_tensors(s, fn) for s in state)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -446,6 +559,7 @@ def fit(
     loss_fn: Callable[[nn.Module, object], tuple[torch.Tensor, dict]],
     eval_fn: Callable[[nn.Module, int], dict] | None = None,
     desc: str = "",
+    carry=None,
 ) -> list[dict]:
     """Train ``model`` for ``cfg.steps`` steps; returns the metric records of the whole run.
 
@@ -457,6 +571,9 @@ def fit(
             dict of extra scalars to log.
         eval_fn: ``(model, step) -> dict`` of scalars, run on rank 0 with the unwrapped model
             every ``cfg.eval_every`` steps and at the end.
+        carry: state that ``loss_fn`` hands from one step to the next on each rank (the hidden
+            state of truncated BPTT), an object with ``state_dict()`` and
+            ``load_state_dict(d)``; checkpoints hold every rank's, so resuming stays exact.
 
     Records in ``metrics.jsonl``: ``{"step", "loss", "lr", ...}`` for training (the loss is
     the mean over the last ``log_every`` steps and over all ranks) and ``{"step", "eval": true,
@@ -473,9 +590,11 @@ def fit(
 
     start, pending = 0, {}
     if cfg.resume and ckpt.exists():
-        start, pending = load_checkpoint(ckpt, rt, net, optimizer, scheduler, scaler)
+        start, pending = load_checkpoint(ckpt, rt, net, optimizer, scheduler, scaler, carry)
     log = MetricsLog(run_dir / METRICS, rt.is_main, keep_until_step=start if cfg.resume else None)
     stop = cfg.steps if not cfg.stop_after else min(cfg.steps, start + cfg.stop_after)
+    part = {"start": start, "done": start, "steps": cfg.steps}
+    INVOCATION.setdefault("parts", {})[desc or run_dir.name] = part
     if start >= cfg.steps:
         return log.records
 
@@ -485,6 +604,18 @@ def fit(
 
         bar = tqdm(total=cfg.steps, initial=start, desc=desc or run_dir.name, leave=False)
     net.train()
+    try:
+        _loop(cfg, rt, net, model, optimizer, scheduler, scaler, make_batch, loss_fn, eval_fn,
+              desc, ckpt, log, start, stop, pending, part, bar, carry)
+    finally:
+        if bar is not None:
+            bar.close()
+    return log.records
+
+
+def _loop(cfg, rt, net, model, optimizer, scheduler, scaler, make_batch, loss_fn, eval_fn,
+          desc, ckpt, log, start, stop, pending, part, bar, carry) -> None:
+    """The steps ``[start, stop)`` of :func:`fit`."""
     batches = StepBatches(make_batch, start, stop, cfg.workers)
     for step, batch in zip(range(start, stop), batches, strict=True):
         with rt.autocast():
@@ -518,12 +649,11 @@ def fit(
             net.train()
         if done % cfg.checkpoint_every == 0 or done in (stop, cfg.steps):
             save_checkpoint(ckpt, rt, done, net, optimizer, scheduler, scaler,
-                            _pending_over_ranks(pending, rt))
+                            _pending_over_ranks(pending, rt), carry)
+            INVOCATION["last_checkpoint"] = {"path": ckpt, "step": done, "steps": cfg.steps}
+        part["done"] = done
         if bar is not None:
             bar.update(1)
-    if bar is not None:
-        bar.close()
-    return log.records
 
 
 def _check_finite(loss: torch.Tensor, rt: Runtime, step: int, ckpt: Path, desc: str) -> None:
@@ -612,18 +742,24 @@ class Result:
 
 def start_clock() -> tuple[float, float]:
     """``(wall, cpu)`` times now, for :func:`finish`."""
-    return time.time(), time.process_time()
+    clock = time.time(), time.process_time()
+    INVOCATION.clear()
+    INVOCATION["clock"] = clock
+    return clock
 
 
 def finish(run_dir: Path, rt: Runtime, started: tuple[float, float], **extra) -> None:
     """Record the wall and CPU time of this invocation (and ``extra``) in ``meta.json``.
 
+    The invocation's own times go to its ``history`` entry; the top-level ``wall_s`` and
+    ``cpu_s`` are the sums over the history, the cost of the whole run.
+
     The CPU time (of this process, all its threads) is the fairer measure on a shared machine,
     where the wall time also counts the waits for other programs.
     """
     if rt.is_main:
-        write_meta(run_dir, rt, wall_s=round(time.time() - started[0], 1),
-                   cpu_s=round(time.process_time() - started[1], 1), **extra)
+        _close_history(run_dir, rt, wall_s=round(time.time() - started[0], 1),
+                       cpu_s=round(time.process_time() - started[1], 1), **extra)
     _barrier(rt)
 
 

@@ -1,0 +1,112 @@
+"""One visual style for every figure of the book: colours per role, fonts, and the drawing helpers.
+
+A role has the same colour in every figure, so a reader who has learnt that orange means "gate"
+in the LSTM cell sees it again in the GRU and the ConvLSTM. The palette is Okabe and Ito's, which
+stays distinguishable for the common colour-vision deficiencies; each role has a strong colour
+(lines, text) and a light tint (fills).
+"""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
+
+ROLE_COLOURS = {  # role -> (strong, tint)
+    "input": ("#0072B2", "#D6E9F5"),
+    "state": ("#009E73", "#D3F0E6"),
+    "gate": ("#E69F00", "#FBEBC7"),
+    "output": ("#CC79A7", "#F5E1EC"),
+    "loss": ("#D55E00", "#F8DCCB"),
+    "neutral": ("#555555", "#EEEEEE"),
+}
+FORBIDDEN = "#D55E00"  # a transition the CTC recursion does not allow
+# Figures are at most this wide, and no text smaller than FONT_MIN_PT, so that a figure scaled to
+# a 360 px phone screen still has text of about 9 px.
+MAX_WIDTH_IN = 6.4
+FONT_PT = 12
+FONT_MIN_PT = 11
+
+RC = {
+    "svg.fonttype": "none",  # text stays text: searchable, selectable, translatable
+    "svg.hashsalt": "sequence-models-course",  # stable ids, so a rebuild writes the same file
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
+    "mathtext.fontset": "dejavusans",
+    "font.size": FONT_PT,
+    "axes.titlesize": FONT_PT,
+    "axes.titleweight": "bold",
+}
+
+
+def strong(role: str) -> str:
+    return ROLE_COLOURS[role][0]
+
+
+def tint(role: str) -> str:
+    return ROLE_COLOURS[role][1]
+
+
+def new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1, **kwargs):
+    """A figure of ``width`` x ``height`` inches whose axes are blank canvases in data units."""
+    if width > MAX_WIDTH_IN:
+        raise ValueError(f"width: at most {MAX_WIDTH_IN} inches (phone width), got {width}")
+    with plt.rc_context(RC):
+        fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, **kwargs)
+    for ax in axes.flat:
+        ax.set_axis_off()
+        ax.set_aspect("equal")
+    return fig, axes
+
+
+def box(ax, x, y, text, role="neutral", width=1.0, height=0.6, fontsize=FONT_PT, gid=None,
+        filled=True, alpha=1.0, linewidth=1.6):
+    """A rounded box centred at (x, y) with ``text`` in it, coloured by its role."""
+    patch = FancyBboxPatch((x - width / 2, y - height / 2), width, height,
+                           boxstyle="round,pad=0.02,rounding_size=0.12",
+                           facecolor=tint(role) if filled else "white", edgecolor=strong(role),
+                           linewidth=linewidth, zorder=3, alpha=alpha)
+    if gid:
+        patch.set_gid(gid)
+    ax.add_patch(patch)
+    if text:
+        ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, zorder=4,
+                color="black", alpha=alpha)
+    return patch
+
+
+def op(ax, x, y, symbol, role="neutral", radius=0.22, fontsize=FONT_PT, alpha=1.0,
+       linewidth=1.6):
+    """A small circle holding an operation (⊙, +, 1−)."""
+    ax.add_patch(Circle((x, y), radius, facecolor="white", edgecolor=strong(role),
+                        linewidth=linewidth, zorder=3, alpha=alpha))
+    ax.text(x, y, symbol, ha="center", va="center", fontsize=fontsize, zorder=4, alpha=alpha)
+
+
+def arrow(ax, start, end, role="neutral", style="-|>", linestyle="-", width=1.5, rad=0.0,
+          shrink=4.0, gid=None, zorder=2, alpha=1.0):
+    """An arrow from ``start`` to ``end`` (data coordinates), coloured by its role."""
+    patch = FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=12,
+                            connectionstyle=f"arc3,rad={rad}", color=strong(role)
+                            if role in ROLE_COLOURS else role, linewidth=width,
+                            linestyle=linestyle, shrinkA=shrink, shrinkB=shrink, zorder=zorder,
+                            alpha=alpha)
+    if gid:
+        patch.set_gid(gid)
+    ax.add_patch(patch)
+    return patch
+
+
+def fit(ax, xmin, xmax, ymin, ymax):
+    ax.set_xlim(xmin, xmax)
+    ax.set_ylim(ymin, ymax)
+
+
+def legend_roles(ax, roles, x, y, dx=1.6, fontsize=FONT_MIN_PT):
+    """A one-line key of the role colours, starting at (x, y)."""
+    for i, role in enumerate(roles):
+        box(ax, x + i * dx, y, "", role=role, width=0.3, height=0.25)
+        ax.text(x + i * dx + 0.22, y, role, ha="left", va="center", fontsize=fontsize)

@@ -1,0 +1,119 @@
+"""Helpers of the grader security tests: crafted submissions, and the grader run as another user.
+
+A crafted submission is the student version of an assignment (every solution a stub) or the solved
+version (the instructor's answers pasted into it), plus cells that attack the grader. An attack cell
+runs in the kernel and in the re-verification child, and reports what it achieved on one output
+line, ``REPORT <tag> <json>``, which the tests read back from the autograded notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+REPORT = "REPORT"
+
+
+def release_notebook(assignment: str):
+    """The student version, as released: every graded function raises NotImplementedError."""
+    return nbformat.read(ROOT / "notebooks" / assignment / f"{assignment}.ipynb", as_version=4)
+
+
+def solved_notebook(assignment: str):
+    """The student version with every solution cell replaced by the instructor's answer."""
+    source = nbformat.read(ROOT / "autograder" / "source" / assignment / f"{assignment}.ipynb",
+                           as_version=4)
+    answers = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
+               if c.metadata.get("nbgrader", {}).get("solution")}
+    nb = release_notebook(assignment)
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id in answers:
+            cell.source = answers[grade_id]
+    return nb
+
+
+def with_cells(nb, *sources: str):
+    """``nb`` with student cells (no nbgrader metadata) appended."""
+    for source in sources:
+        nb.cells.append(nbformat.v4.new_code_cell(source))
+    return nb
+
+
+def report_code(tag: str, expression: str) -> str:
+    """Code that prints ``expression`` (JSON-serialisable) as the report ``tag``."""
+    return f"print({REPORT!r}, {tag!r}, __import__('json').dumps({expression}))"
+
+
+def kernel_reports(notebook: Path) -> dict[str, object]:
+    """tag -> the value reported by the attack cells of an autograded notebook."""
+    found = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            for line in output.get("text", "").splitlines():
+                if line.startswith(REPORT + " "):
+                    _, tag, value = line.split(" ", 2)
+                    found[tag] = json.loads(value)
+    return found
+
+
+def reachable_view(paths: list[str]) -> list[str]:
+    """bubblewrap options (run as root) that let any user reach ``paths`` (e.g. an interpreter
+    under the private /root/.pyenv) in an otherwise unchanged view of the file system."""
+    options = []
+    for path in paths:
+        current = "/"
+        for part in path.strip("/").split("/"):
+            current = os.path.join(current, part)
+            if os.path.isdir(current) and not os.stat(current).st_mode & 0o001:
+                options += ["--tmpfs", current, "--ro-bind", path, path]
+                break
+    return options
+
+
+def as_user(command: list[str], uid: int) -> list[str]:
+    """``command`` run by root as the unprivileged ``uid`` (no groups), the way an instructor
+    without root runs the grader; the Python installation stays reachable for that user."""
+    from autograder.sandbox import python_paths
+
+    return ["bwrap", "--dev-bind", "/", "/", *reachable_view(python_paths()), "--",
+            "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *command]
+
+
+class Listener:
+    """A TCP server on 127.0.0.1 that records every connection it accepts (student code must
+    never reach it)."""
+
+    def __init__(self):
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self.socket.getsockname()[1]
+        self.accepted: list[bytes] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.socket.accept()
+            except OSError:
+                return
+            conn.settimeout(2)
+            try:
+                self.accepted.append(conn.recv(100))
+            except OSError:
+                self.accepted.append(b"")
+            conn.close()
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def python_command(*args: str) -> list[str]:
+    return [sys.executable, *args]

@@ -1,0 +1,100 @@
+"""The character language model task: run folder, exact resume with the carried state,
+perplexity against the baselines, sampling."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from solutions.train import charlm, common
+
+TINY = dict(models=("lstm",), steps=10, batch_size=4, seq_len=16, hidden_size=16, embed_size=8,
+            log_every=1, eval_every=5, eval_rows=4, sample_len=20, temperatures=(0.5, 1.0),
+            progress=False, threads=1)
+
+
+def _curve(records):
+    return [(r["step"], r.get("loss"), r.get("ppl"), r.get("ppl_reset")) for r in records]
+
+
+def test_short_run_writes_the_run_folder_and_beats_the_unigram_baseline(tmp_path):
+    knobs = {**TINY, "steps": 80, "batch_size": 16, "seq_len": 32, "hidden_size": 64,
+             "lr": 1e-2, "eval_every": 40}
+    result = charlm.train(charlm.Config(out=str(tmp_path), **knobs))
+    baselines = result.final["baselines"]
+    assert baselines["bigram"] < baselines["unigram"]
+    assert result.final["lstm"]["ppl"] < baselines["unigram"]
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["baselines"] == baselines and meta["corpus"]["source"] == "book/**/*.md"
+    assert meta["final"]["lstm"]["step"] == 80
+    samples = json.loads((tmp_path / "samples.json").read_text())["lstm"]
+    assert set(samples) == {"0.5", "1.0"}
+    assert all(s.startswith("The ") and len(s) == 4 + 20 for s in samples.values())
+    assert (tmp_path / "perplexity.png").stat().st_size > 1000
+    assert [r["step"] for r in common.read_metrics(tmp_path / "lstm") if r.get("eval")] == [40, 80]
+
+
+@pytest.mark.parametrize("model", ["lstm", "gru"])
+def test_resume_with_the_carried_state_continues_exactly(tmp_path, model):
+    knobs = {**TINY, "models": (model,)}
+    whole = charlm.train(charlm.Config(out=str(tmp_path / "whole"), **knobs))
+    charlm.train(charlm.Config(out=str(tmp_path / "split"), stop_after=6, **knobs))
+    resumed = charlm.train(charlm.Config(out=str(tmp_path / "split"), resume=True, **knobs))
+    assert _curve(resumed.metrics) == _curve(whole.metrics)
+
+
+def test_the_reset_model_differs_from_the_carrying_one_only_in_the_state():
+    rt = common.Runtime(torch.device("cpu"))
+    batch = (torch.tensor([[1, 2, 3]]), torch.tensor([[2, 3, 4]]))
+    for carry_state, expect_same in ((True, False), (False, True)):
+        torch.manual_seed(0)
+        model = charlm.CharLM("lstm", "torch", 8, 4, 6)
+        carried = common.CarriedState(rt.device)
+        first, _ = model(batch[0], carried.value if carry_state else None)
+        carried.keep(model(batch[0])[1])
+        second, _ = model(batch[0], carried.value if carry_state else None)
+        assert torch.equal(first, second) == expect_same
+
+
+def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
+    model = charlm.CharLM("gru", "torch", vocab_size=7, embed_size=3, hidden_size=5)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    ids = np.arange(200) % 7
+    for carry in (True, False):
+        ppl = charlm.perplexity(model, ids, rows=4, seq_len=8, device="cpu", carry=carry)
+        assert ppl == pytest.approx(7.0, rel=1e-5)
+
+
+def test_reference_and_torch_modules_start_alike():
+    for cell in ("lstm", "gru", "rnn"):
+        torch.manual_seed(0)
+        ref = charlm.CharLM(cell, "reference", 9, 4, 6)
+        torch.manual_seed(0)
+        mine = charlm.CharLM(cell, "torch", 9, 4, 6)
+        mine.load_state_dict({k.replace("rnn.cell.", "rnn.").replace("_ih", "_ih_l0")
+                              .replace("_hh", "_hh_l0") if "cell" in k else k: v
+                              for k, v in ref.state_dict().items()})
+        x = torch.randint(0, 9, (2, 5))
+        torch.testing.assert_close(ref(x)[0], mine(x)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_sampling_is_seeded_and_colder_samples_repeat_more():
+    torch.manual_seed(0)
+    model = charlm.CharLM("lstm", "torch", 30, 4, 8)
+    vocab = charlm.textdata.CharVocab("?" + "abcdefghijklmnopqrstuvwxyz .,")
+    draw = [charlm.sample(model, vocab, "ab", 50, t, seed=1, device="cpu") for t in (1.0, 1.0)]
+    assert draw[0] == draw[1] and draw[0].startswith("ab") and len(draw[0]) == 52
+    cold = charlm.sample(model, vocab, "ab", 200, 0.05, seed=1, device="cpu")
+    hot = charlm.sample(model, vocab, "ab", 200, 5.0, seed=1, device="cpu")
+    assert len(set(cold)) < len(set(hot))
+
+
+@pytest.mark.parametrize("knobs, message", [(dict(temperatures=(0.0,)), "--temperatures"),
+                                            (dict(text="/no/such/file"), "--text"),
+                                            (dict(prompt=""), "--prompt")])
+def test_bad_options_are_refused_naming_them(knobs, message):
+    with pytest.raises(ValueError, match=message):
+        charlm.Config(**knobs).check()
