@@ -5,12 +5,16 @@ process, a kernel or a SQLite gradebook. The worker
 
 1. runs the trusted re-verification (:mod:`autograder.verify`) and writes the result at once, so
    that a crash later still leaves the authoritative scores;
-2. runs ``nbgrader autograde`` in the job's course folder (a copy of the template gradebook), with
-   the kernel started through :mod:`autograder.sandbox` and a cap on the output it may send;
+2. runs ``nbgrader autograde`` in the job's course folder (a copy of the template gradebook whose
+   test cells are the released ones: the kernel never sees a hidden test), with the kernel started
+   through :mod:`autograder.sandbox` and a cap on the output it may send;
 3. overrides each graded cell's score with the trusted one (nbgrader's manual score);
-4. renders the feedback with :class:`autograder.feedback.ExplainGrades`.
+4. deletes links and special files the kernel left in its folder, then renders the feedback with
+   :class:`autograder.feedback.ExplainGrades` and the sanitising exporter.
 
-``result.json`` in the job folder is the only thing the pipeline reads back.
+``result.json`` in the job folder is the only thing the pipeline reads back, and everything under
+the job folder that student code could have written is read as :mod:`autograder.untrusted` says.
+The worker limits its own address space (:func:`limit_own_memory`).
 """
 
 from __future__ import annotations

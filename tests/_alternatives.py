@@ -243,10 +243,15 @@ def _lstm_gru(bug):
         def __init__(self, input_size, hidden_size, bias=True):
             super().__init__()
             self.hidden_size = hidden_size
-            self.weight_ih = nn.Parameter(torch.randn(4 * hidden_size, input_size))
-            self.weight_hh = nn.Parameter(torch.randn(4 * hidden_size, hidden_size))
-            self.bias_ih = nn.Parameter(torch.zeros(4 * hidden_size)) if bias else None
-            self.bias_hh = nn.Parameter(torch.zeros(4 * hidden_size)) if bias else None
+            bound = hidden_size**-0.5
+
+            def uniform(*shape):
+                return nn.Parameter(torch.empty(*shape).uniform_(-bound, bound))
+
+            self.weight_ih = uniform(4 * hidden_size, input_size)
+            self.weight_hh = uniform(4 * hidden_size, hidden_size)
+            self.bias_ih = uniform(4 * hidden_size) if bias else None
+            self.bias_hh = uniform(4 * hidden_size) if bias else None
 
         def forward(self, x, state=None):
             if state is None:

@@ -71,7 +71,10 @@ def page_source(target: str) -> Path | None:
 def searchable(text: str) -> str:
     """Page text as the term search sees it: lower case, without Chinese glosses in parentheses
     (full-width or ASCII), Markdown emphasis or backquotes, whitespace collapsed."""
-    text = re.sub(r"[（(][^()（）]*[）)]", lambda m: " " if CJK.search(m.group()) else m.group(), text)
+    def drop_chinese_gloss(match: re.Match) -> str:
+        return " " if CJK.search(match.group()) else match.group()
+
+    text = re.sub(r"[（(][^()（）]*[）)]", drop_chinese_gloss, text)
     text = re.sub(r"[*_`]", "", text)
     return " ".join(text.lower().split())
 

@@ -19,7 +19,8 @@ RUNS = sorted(p.parent for p in RESULTS.glob("*/config.json"))
 
 def test_the_committed_runs_are_the_expected_ones():
     names = {run.name for run in RUNS}
-    assert {"adding", "ocr", "moving", "adding-gpu", "ocr-gpu", "moving-gpu"} <= names
+    assert {"adding", "ocr", "moving", "adding-gpu", "ocr-gpu", "moving-gpu", "charlm",
+            "seq2seq"} <= names
 
 
 @pytest.mark.parametrize("run", RUNS, ids=lambda p: p.name)
@@ -32,20 +33,45 @@ def test_run_folder_names_its_command_and_device_and_matches_its_metrics(run):
     assert config["task"] in meta["command"]
 
     final = meta["final"]
+    if config["task"] == "seq2seq":
+        last_eval = [r for r in common.read_metrics(run) if r.get("eval")][-1]
+        assert last_eval["step"] == config["steps"]
+        for direction, numbers in final.items():
+            assert numbers["step"] == config["steps"]
+            for held_out in ("in_range", "longer"):
+                for key in ("exact_greedy", "exact_beam", "cer_greedy", "cer_beam"):
+                    assert numbers[held_out][key] == last_eval[f"{direction}/{held_out}/{key}"]
+        assert (run / "accuracy_by_length.png").exists()
+        return
     if config["task"] == "ocr":
         last_eval = [r for r in common.read_metrics(run) if r.get("eval")][-1]
         assert last_eval["step"] == config["steps"]
         assert last_eval["seq_acc_greedy"] == final["seq_acc_greedy"]
         return
-    models = config["models"] if config["task"] == "moving" else config["cells"]
+    models = config["cells"] if config["task"] == "adding" else config["models"]
     assert sorted(final) == sorted(models)
-    key = "bce" if config["task"] == "moving" else "mse"
+    key = {"moving": "bce", "adding": "mse", "charlm": "ppl"}[config["task"]]
     for name in models:
         records = common.read_metrics(run / name)
         evals = [r for r in records if r.get("eval")]
         assert evals[-1]["step"] == config["steps"] == final[name]["step"]
         assert evals[-1][key] == final[name][key]
         assert max(r["step"] for r in records) == config["steps"]
+
+
+def test_committed_charlm_run_meets_its_goal_and_holds_samples_of_every_model():
+    meta = json.loads((RESULTS / "charlm" / "meta.json").read_text())
+    # the goal of issue 15: the LSTM clearly below the unigram and bigram baselines
+    assert meta["final"]["lstm"]["ppl"] < 0.5 * meta["baselines"]["bigram"]
+    assert meta["baselines"]["bigram"] < meta["baselines"]["unigram"]
+    samples = json.loads((RESULTS / "charlm" / "samples.json").read_text())
+    assert sorted(samples) == sorted(meta["final"])
+
+
+def test_committed_seq2seq_run_meets_its_goal_in_the_trained_range():
+    meta = json.loads((RESULTS / "seq2seq" / "meta.json").read_text())
+    for direction, numbers in meta["final"].items():
+        assert numbers["in_range"]["exact_greedy"] >= 0.95, direction
 
 
 def test_gpu_runs_say_they_ran_on_a_gpu():

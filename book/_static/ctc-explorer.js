@@ -307,8 +307,8 @@
       const defs = svgEl("defs");
       for (const [id, colour] of [["cx-arrow", "#777"], ["cx-arrow-path", "#CC79A7"]]) {
         const marker = svgEl("marker", {
-          id: id + uid, viewBox: "0 0 10 10", refX: 9, refY: 5,
-          markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse",
+          id: id + uid, viewBox: "0 0 10 10", refX: 9, refY: 5, markerUnits: "userSpaceOnUse",
+          markerWidth: 9, markerHeight: 9, orient: "auto-start-reverse",
         });
         marker.append(svgEl("path", { d: "M0,0 L10,5 L0,10 z", fill: colour }));
         defs.append(marker);
