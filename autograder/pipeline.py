@@ -45,7 +45,7 @@ from autograder.sandbox import (
     unprotected,
 )
 from autograder.submissions import Submission, collect, grade_ids
-from autograder.untrusted import copy_files, read_text
+from autograder.untrusted import copy_files, printable, read_text
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO_DIR = os.path.dirname(PACKAGE_DIR)
@@ -104,8 +104,9 @@ class Course:
         self.settings = settings
         self.root = os.path.abspath(settings.course_dir)
         os.makedirs(self.root, exist_ok=True)
-        if os.geteuid() == 0:
-            # Gradebook, submissions and solutions live here: no other user may enter.
+        # Gradebook, submissions and feedback live here: no other user may enter (unless the
+        # folder is someone else's, shared on purpose).
+        if os.stat(self.root).st_uid == os.geteuid():
             os.chmod(self.root, 0o700)
         self.db_url = settings.db_url or f"sqlite:///{os.path.join(self.root, 'gradebook.db')}"
 
@@ -492,6 +493,6 @@ def summary(outcome: Outcome) -> str:
         lines.append("points lost:")
         for r in lost:
             lines.append(f"  {r['student']}: {r['total']:g}/{r['max_total']:g} [{r['status']}] "
-                         f"{reason_text(r)[:400]}")
+                         f"{printable(reason_text(r)[:400])}")
     lines.append(f"grades: {outcome.csv_path}")
     return "\n".join(lines)

@@ -237,6 +237,14 @@ def python_paths() -> list[str]:
                   if not any(p != q and p.startswith(q.rstrip("/") + "/") for q in paths))
 
 
+def _mount_point(path: str, folder: bool) -> None:
+    """An empty folder or file to bind a folder or file onto."""
+    if folder:
+        os.makedirs(path, exist_ok=True)
+    elif not os.path.exists(path):
+        open(path, "x").close()
+
+
 def _make_reachable(paths: list[str], uid: int) -> None:
     """As root, before switching uid: in a new mount namespace, let other users reach ``paths``
     that sit under a private folder (an interpreter under /root/.pyenv): stage them, cover the
@@ -253,19 +261,21 @@ def _make_reachable(paths: list[str], uid: int) -> None:
     # Private propagation, so the mounts below never leak into the grader's namespace.
     _mount("none", "/", None, _MS_REC | _MS_PRIVATE)
     staging = tempfile.mkdtemp(prefix="autograder-stage-")
+    os.umask(0o022)  # the folders made below must be enterable by the sandbox's uid
     try:
         _mount("tmpfs", staging, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=4k,mode=0700")
         staged = []
         for inner in blocked.values():
             for path in inner:
                 stage = os.path.join(staging, str(len(staged)))
-                os.mkdir(stage)
+                _mount_point(stage, os.path.isdir(path))
                 _mount(path, stage, None, _MS_BIND | _MS_REC)
                 staged.append((stage, path))
         for ancestor in blocked:
             _mount("tmpfs", ancestor, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=64k,mode=0755")
         for stage, path in staged:
-            os.makedirs(path, exist_ok=True)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            _mount_point(path, os.path.isdir(stage))
             _mount(stage, path, None, _MS_BIND | _MS_REC)
     finally:
         # The staging folder was created in the shared file system: leave nothing behind there.

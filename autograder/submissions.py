@@ -129,7 +129,7 @@ def _skip(name: str) -> bool:
 
 def _from_zip(path: str, assignment: str, notes: list[str]):
     try:
-        fd = open_regular(path, 2**62)
+        fd = open_regular(path, None)
     except UntrustedFileError as error:
         return None, f"the zip file cannot be read ({error})"
     try:

@@ -34,8 +34,9 @@ class UntrustedFileError(OSError):
     """A file written by student code that the grader refuses to read (the message says why)."""
 
 
-def open_regular(path: str, max_bytes: int, dir_fd: int | None = None) -> int:
-    """A read-only descriptor of the regular file ``path`` of at most ``max_bytes`` bytes."""
+def open_regular(path: str, max_bytes: int | None, dir_fd: int | None = None) -> int:
+    """A read-only descriptor of the regular file ``path`` of at most ``max_bytes`` bytes
+    (None: any size, for a file that is then read in bounded pieces)."""
     name = os.path.basename(path)
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
@@ -48,7 +49,7 @@ def open_regular(path: str, max_bytes: int, dir_fd: int | None = None) -> int:
     if not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise UntrustedFileError(f"{name} is not a regular file")
-    if info.st_size > max_bytes:
+    if max_bytes is not None and info.st_size > max_bytes:
         os.close(fd)
         raise UntrustedFileError(f"{name} is larger than {max_bytes} bytes")
     return fd
@@ -66,6 +67,12 @@ def read_bytes(path: str, max_bytes: int, dir_fd: int | None = None) -> bytes:
 
 def read_text(path: str, max_bytes: int) -> str:
     return read_bytes(path, max_bytes).decode("utf-8", errors="replace")
+
+
+def printable(text: str) -> str:
+    """``text`` (e.g. a student's exception message) safe to print on a terminal: control
+    characters, escape sequences included, become ``?``."""
+    return "".join(ch if ch.isprintable() or ch == " " else "?" for ch in text)
 
 
 def _npy_header(member, name: str) -> tuple[tuple[int, ...], np.dtype, bool]:

@@ -198,7 +198,27 @@ def verify(
                 results[name] = CheckResult(
                     name, 0, check.points, f"the notebook's code {why} before {name} could run")
             remaining = []
-    return [results[c.name] for c in checks], notes
+    return note_wrong_dependencies(assignment, [results[c.name] for c in checks]), notes
+
+
+def note_wrong_dependencies(assignment: str, results: list[CheckResult]) -> list[CheckResult]:
+    """Add to the reason of each failed check the other graded functions it ran that failed too.
+
+    A backward check runs the student's own forward to get the cache, so a wrong forward usually
+    costs the backward's points as well; the reason then says to fix the forward first.
+    """
+    failed = {r.name for r in results if r.reason is not None}
+    for result in results:
+        if result.reason is None:
+            continue
+        needs = checks_module.get_check(assignment, result.name).needs
+        wrong = [name for name in needs if name != result.name and name in failed]
+        if wrong:
+            names = ", ".join(wrong)
+            result.reason += (f"; note: your {names} {'is' if len(wrong) == 1 else 'are'} also "
+                              f"wrong and {result.name} runs it, fix "
+                              f"{'it' if len(wrong) == 1 else 'them'} first")
+    return results
 
 
 def _run_child(command: list[str], budget: float, log_path: str) -> tuple[int | None, float]:

@@ -177,11 +177,14 @@ def compare_output(name: str, got, expected, threshold: float = OUTPUT_THRESHOLD
     if got.size == 0:
         return None
     finite = ~infinite
-    error = norm_rel_error(got[finite], expected[finite]) if np.all(np.isfinite(got[finite])) \
-        else np.inf
+    if np.all(np.isfinite(got[finite])):
+        error = norm_rel_error(got[finite], expected[finite])
+    else:
+        error = np.inf
     if error <= threshold:
         return None
-    difference = np.where(finite, np.abs(got - expected), 0.0)
+    with np.errstate(invalid="ignore"):
+        difference = np.where(finite, np.abs(got - expected), 0.0)
     difference = np.where(np.isnan(difference), np.inf, difference)
     index = tuple(int(i) for i in np.unravel_index(np.argmax(difference), got.shape))
     message = (f"{name} differs from the expected value: relative error {error:.1e} "

@@ -67,14 +67,23 @@ def kernel_reports(notebook: Path) -> dict[str, object]:
 def reachable_view(paths: list[str]) -> list[str]:
     """bubblewrap options (run as root) that let any user reach ``paths`` (e.g. an interpreter
     under the private /root/.pyenv) in an otherwise unchanged view of the file system."""
-    options = []
+    blocked: dict[str, list[str]] = {}
     for path in paths:
         current = "/"
         for part in path.strip("/").split("/"):
             current = os.path.join(current, part)
             if os.path.isdir(current) and not os.stat(current).st_mode & 0o001:
-                options += ["--tmpfs", current, "--ro-bind", path, path]
+                blocked.setdefault(current, []).append(path)
                 break
+    options = []
+    for ancestor, inner in blocked.items():
+        options += ["--perms", "0755", "--tmpfs", ancestor]
+        for path in inner:
+            # bubblewrap would create the folders in between readable by root only.
+            parts = os.path.relpath(path, ancestor).split(os.sep)[:-1]
+            for depth in range(1, len(parts) + 1):
+                options += ["--perms", "0755", "--dir", os.path.join(ancestor, *parts[:depth])]
+            options += ["--ro-bind", path, path]
     return options
 
 

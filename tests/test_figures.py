@@ -44,7 +44,7 @@ FIGURE_NAMES = [spec.name for spec in figures.FIGURES]
 # A drawing on a white canvas: the grey-level standard deviation of a blank (or nearly blank)
 # image is ~0; the sparsest figure here is above 20.
 MIN_PIXEL_STD = 10.0
-PHONE_WIDTH_PX = 360
+PHONE_WIDTH_PX = 340  # the text column of a 360 px phone screen
 
 
 @pytest.fixture(scope="module", params=FIGURE_NAMES)
@@ -75,7 +75,7 @@ def test_every_figure_is_legible_at_phone_width(drawn):
     assert min(sizes) >= FONT_MIN_PT, f"{spec.name}: text of {min(sizes)} pt"
     # shown 360 px wide, a point of the figure becomes this many CSS pixels
     px_per_pt = PHONE_WIDTH_PX / (width_in * 72)
-    assert min(sizes) * px_per_pt >= 8.5, f"{spec.name}: text under 8.5 px on a phone"
+    assert min(sizes) * px_per_pt >= 9, f"{spec.name}: text under 9 px on a phone"
 
 
 def test_svg_keeps_text_as_text_and_is_reproducible(drawn):
@@ -347,7 +347,7 @@ def test_explorer_loads_offline_without_console_errors(explorer_page):
     assert not console, f"console errors: {console}"
     resources = explorer_page.execute_script(
         "return performance.getEntriesByType('resource').map(r => r.name);")
-    assert any(r.endswith("ctc-explorer.js") for r in resources)
+    assert any("_static/ctc-explorer.js" in r for r in resources)
     remote = [r for r in resources if not r.startswith(explorer_page.book_url)]
     assert not remote, f"requested from the network: {remote}"
 
@@ -407,7 +407,7 @@ def test_explorer_collapses_a_clicked_path(explorer_page):
     assert "π = a b ε b b ε" in line and 'B(π) = "abb"' in line and "✓" in line
     # an illegal step (the forbidden skip b -> b) is refused with a reason
     explorer_page.find_element("css selector", ".ctc-explorer .cx-clear").click()
-    for t, s in ((1, 2), (2, 4), (3, 6)):
+    for t, s in ((1, 2), (2, 4), (3, 4), (4, 6)):  # a b b, then skip to the second b
         explorer_page.find_element(
             "css selector", f'.ctc-explorer circle[data-t="{t}"][data-s="{s}"]').click()
     assert "No allowed step" in text_of(explorer_page, ".ctc-explorer .cx-path")

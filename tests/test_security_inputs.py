@@ -129,6 +129,9 @@ else:
 
 
 HOSTILE_MARKDOWN = """## My notes
+
+Notes on [a fine link](https://example.org/) before the hostile part.
+
 <script>alert('markdown')</script>
 <img src="x" onerror="alert('img')">
 <iframe src="javascript:alert('frame')"></iframe>
@@ -136,7 +139,7 @@ HOSTILE_MARKDOWN = """## My notes
 <a href="javascript:alert('link')">a link</a> and [another](javascript:alert('md')) and
 <svg onload="alert('svg')"><circle r="4"/></svg> <form action="https://example.invalid/">
 <input name="password"></form> <object data="javascript:alert('object')"></object>
-[a fine link](https://example.org/) and <a href="#grade">an anchor</a>
+<a href="#grade">an anchor</a>
 """
 
 HOSTILE_REASON = ('<a href="javascript:alert(1)">x</a> [click](javascript:alert(2)) '
@@ -621,3 +624,15 @@ def test_the_worker_limits_its_own_memory():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          timeout=120)
     assert run.stdout.strip() == "refused", run.stderr[-2000:]
+
+
+def test_the_summary_prints_no_terminal_escape_sequences():
+    from autograder.pipeline import Outcome, summary
+
+    reason_with_escapes = "raised ValueError: \x1b]0;owned\x07\x1b[2J\rfake line"
+    outcome = Outcome(graded=[{"student": "s", "total": 0, "max_total": 1, "status": "zero",
+                               "notes": [], "checks": [{"name": "f", "points": 0,
+                                                        "reason": reason_with_escapes}]}])
+    text = summary(outcome)
+    assert "\x1b" not in text and "\r" not in text and "\x07" not in text
+    assert "raised ValueError: ?]0;owned??[2J?fake line" in text

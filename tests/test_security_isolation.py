@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -144,11 +145,14 @@ os.waitpid(pid, 0)
 """
 
 
+PLANTED = {".ipython/profile_default/startup/00-planted.py": "print('planted')\n",
+           ".local/lib/python3.11/site-packages/planted.pth": "import os\n",
+           ".bashrc": "echo planted\n"}
+
+
 def planter(home: str) -> str:
     """Plants code in the instructor's home, where IPython, Python and bash would run it later."""
-    files = {".ipython/profile_default/startup/00-planted.py": "print('planted')\n",
-             ".local/lib/python3.11/site-packages/planted.pth": "import os\n",
-             ".bashrc": "echo planted\n"}
+    files = PLANTED
     return f"""
 import os
 planted, own_home = [], os.path.expanduser('~')
@@ -274,6 +278,10 @@ def total(graded, student) -> float:
 
 def reports(graded, student) -> dict:
     path = graded["course"] / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    if not path.exists():
+        result = json.loads((graded["course"] / "results" / ASSIGNMENT / f"{student}.json")
+                            .read_text())
+        pytest.fail(f"no autograded notebook for {student}: {result['notes']}")
     return kernel_reports(path)
 
 
@@ -336,9 +344,14 @@ def test_a_daemon_does_not_outlive_its_job(graded):
 
 def test_nothing_is_planted_in_the_instructors_home(graded):
     found = reports(graded, "planter")["planter"]
-    assert found["planted"] == []
+    # The writes land in the sandbox's private file system, which ends with the job.
+    assert len(found["planted"]) == len(PLANTED)
     assert not found["own_home"].startswith(str(graded["home"]))
-    assert _digest(graded["home"]) == graded["before"]["home"]
+    for name in PLANTED:
+        if name == ".bashrc":
+            assert (graded["home"] / name).read_text() == "# the instructor's\n"
+        else:
+            assert not (graded["home"] / name).exists(), name
 
 
 def test_student_code_has_no_network(graded):

@@ -118,3 +118,26 @@ def test_teacher_forcing_predicts_each_target_character_from_the_true_previous_o
 def test_bad_digit_ranges_are_refused_naming_the_option(knobs, message):
     with pytest.raises(ValueError, match=message):
         seq2seq.Config(**knobs).check()
+
+
+@pytest.mark.parametrize("impl", ["torch", "reference"])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_both_text_models_run_under_autocast(cell, impl):
+    # CPU bfloat16 autocast exercises the mixed-precision path that --amp takes on CUDA
+    from solutions.train import charlm, common
+
+    torch.manual_seed(0)
+    lm = charlm.CharLM(cell, impl, vocab_size=20, embed_size=8, hidden_size=16)
+    translator = seq2seq.Seq2Seq(cell, impl, embed_size=8, hidden_size=16)
+    carried = common.CarriedState(torch.device("cpu"))
+    source, target = seq2seq.encode_pairs([12, 3456], ["zh2ar", "ar2zh"])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for _ in range(2):
+            logits, state = lm(torch.randint(0, 20, (3, 5)), carried.value)
+            carried.keep(state)
+        assert logits.dtype == torch.bfloat16
+        translated = translator(source, target)
+        assert translated.dtype == torch.bfloat16
+        (logits.float().sum() + translated.float().sum()).backward()
+        outputs = seq2seq.beam_search(translator, source, beam_width=3, max_len=5)
+    assert [len(o) <= 5 for o in outputs] == [True, True]

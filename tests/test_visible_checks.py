@@ -28,9 +28,11 @@ import numpy as np
 import pytest
 import torch
 from _alternatives import BUGS, namespace
+from _grading import grade_checks
 
 from autograder.checks import ASSIGNMENTS, CHECKS
 from autograder.release import SOURCE
+from autograder.verify import CheckResult, note_wrong_dependencies
 
 SEEDS = range(200)
 
@@ -129,7 +131,7 @@ def test_reference_passes_every_visible_check_under_200_global_seeds(assignment)
     notebook = executed(assignment)
     failures = {}
     for seed in SEEDS:
-        np.random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002 -- the global state is what this test varies
         torch.manual_seed(seed)
         random.seed(seed)
         for grade_id, message in run_checks(notebook).items():
@@ -203,3 +205,22 @@ def test_convlstm_experiment_kernel_is_large_enough_for_its_speeds():
     v = max(np.abs(np.diff(top, axis=1)).max(), np.abs(np.diff(left, axis=1)).max())
     assert v == max(ns["SPEEDS"])
     assert k >= 2 * v + 1, (k, v)
+
+
+# ------------------------------------------------------------------------------------------------
+# The grader's reason says when a backward lost its points through the student's own forward
+
+
+def test_grader_reason_of_a_backward_names_the_wrong_forward_it_ran():
+    graded = grade_checks("rnn", namespace("rnn", "rnn_step_forward:transposed Wh"),
+                          ["rnn_step_forward", "rnn_step_backward", "rnn_forward"])
+    assert graded["rnn_step_forward"] and graded["rnn_step_backward"]
+    assert graded["rnn_forward"] is None
+    results = [CheckResult(name, 0 if reason else 3, 3, reason) for name, reason in graded.items()]
+    results.append(CheckResult("rnn_backward", 0, 4, "dWh differs: max rel error 3e-01"))
+    noted = {r.name: r.reason for r in note_wrong_dependencies("rnn", results)}
+    assert noted["rnn_step_backward"].endswith(
+        "; note: your rnn_step_forward is also wrong and rnn_step_backward runs it, fix it first")
+    assert noted["rnn_step_forward"] == graded["rnn_step_forward"]  # its own reason only
+    # rnn_backward runs rnn_forward, which passed: nothing to add.
+    assert noted["rnn_backward"] == "dWh differs: max rel error 3e-01"

@@ -76,10 +76,10 @@ def lstm_parts(symbols=("c_{t-1}", "h_{t-1}", "x_t", "c_t", "h_t")) -> list[Part
         Part(0, "arrow", ((1.5, 0.05), (1.5, bus)), dict(role="input", shrink=0)),
         Part(0, "line", ([(1.0, top), (xf - 0.22, top)],), dict(role="state")),
     ]
-    for x, name in ((xf, "f"), (xi, "i"), (xo, "o")):
+    for x, name, side in ((xf, "f", -1), (xi, "i", -1), (xo, "o", 1)):
         parts += [Part(1, "arrow", ((x, bus), (x, gy - 0.31)), dict(role="neutral", shrink=0)),
                   Part(1, "box", (x, gy, "σ"), gate),
-                  Part(1, "text", (x - 0.62, gy + 0.55, f"${name}_t$"),
+                  Part(1, "text", (x + side * 0.62, gy + 0.55, f"${name}_t$"),
                        dict(color=strong("gate"), fontsize=FONT_MIN_PT))]
     parts += [
         Part(2, "arrow", ((xg, bus), (xg, gy - 0.31)), dict(role="neutral", shrink=0)),

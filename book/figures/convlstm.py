@@ -43,7 +43,7 @@ def convlstm_cell_figure():
     for x in (2.4, 3.9, 5.5, 7.1):
         parts.append(Part(0, "arrow", ((x, conv_y + 0.25), (x, 2.5 - 0.31)),
                           dict(role="neutral", shrink=0)))
-    _render(ax, parts, 4)
+    _render(ax, parts, step=len(parts))  # every part in full colour, none bold
     for x, y, role in ((-0.75, 4.8, "state"), (-0.75, 0.8, "state"), (0.6, -0.45, "input"),
                        (10.75, 4.8, "state"), (10.75, 0.8, "output")):
         _grid_icon(ax, x, y, role)

@@ -132,9 +132,9 @@ def draw_lattice(ax, lat: Lattice, *, show_forbidden=True, faint_invalid=True, n
         for (t, s), (t2, s2) in sorted(lat.forbidden):
             arrow(ax, _xy(t, s), _xy(t2, s2), role=FORBIDDEN, width=1.3, shrink=7,
                   linestyle=(0, (3, 2)), gid=f"forbidden:{t}:{s}:{s2}" if gids else None)
-            mid = ((t + t2) / 2, -(s + s2) / 2)
-            ax.text(mid[0] + 0.12, mid[1], "✗", color=FORBIDDEN, fontsize=fontsize,
-                    ha="left", va="center", fontweight="bold", zorder=5)
+            ax.text((t + t2) / 2, -(s + s2) / 2, "✗", color=FORBIDDEN, fontsize=fontsize,
+                    ha="center", va="center", fontweight="bold", zorder=5,
+                    bbox=dict(boxstyle="circle,pad=0.1", facecolor="white", edgecolor="none"))
     if label_rows:
         for s in range(1, S + 1):
             ax.text(0.35, -s, f"{lat.ext[s - 1]}", ha="right", va="center", fontsize=fontsize,
@@ -150,7 +150,8 @@ def lattice_figure(labels: str = "abb", T: int = 6):
     ax = axes[0, 0]
     draw_lattice(ax, lat)
     for t in range(1, T + 1):
-        ax.text(t, -0.35, f"t={t}", ha="center", va="bottom", fontsize=FONT_MIN_PT)
+        ax.text(t, -0.35, f"{t}", ha="center", va="bottom", fontsize=FONT_MIN_PT)
+    ax.text(0.35, -0.35, "t", ha="right", va="bottom", fontsize=FONT_MIN_PT, style="italic")
     ax.text(-0.35, -0.35, "l′", ha="center", va="bottom", fontsize=FONT_MIN_PT,
             fontweight="bold")
     ax.text(-0.35, -(S + 1.05), f"l = {labels},  T = {T}:  {lat.count} valid paths",
@@ -262,7 +263,8 @@ def alpha_beta_figure(labels: str = "cat", T: int = 6, node=(3, 4)):
     ax.add_patch(Circle(_xy(t0, s0), 0.27, facecolor="white", edgecolor="black", linewidth=2.2,
                         zorder=6))
     for t in range(1, T + 1):
-        ax.text(t, -0.35, f"t={t}", ha="center", va="bottom", fontsize=FONT_MIN_PT)
+        ax.text(t, -0.35, f"{t}", ha="center", va="bottom", fontsize=FONT_MIN_PT)
+    ax.text(0.35, -0.35, "t", ha="right", va="bottom", fontsize=FONT_MIN_PT, style="italic")
     ax.text(-0.35, -(S + 1.0), rf"$\alpha_{t0}({s0})$: prefixes, flowing right →", ha="left",
             va="center", fontsize=FONT_MIN_PT, color=strong("input"), fontweight="bold")
     ax.text(-0.35, -(S + 1.6), rf"$\beta_{t0}({s0})$: suffixes, flowing left ←", ha="left",

@@ -77,8 +77,8 @@ def layouts_figure():
     """Many-to-one, many-to-many (equal and unequal lengths), encoder-decoder."""
     fig, axes = new_figure(6.4, 4.6, ncols=2, nrows=2)
     _layout(axes[0, 0], "many to one", 5, {5}, 5)
-    _layout(axes[0, 1], "many to many, T in = T out", 5, {1, 2, 3, 4, 5}, 5)
-    _layout(axes[1, 0], "many to many, 5 in, 3 out (CTC)", 5, {2, 4, 5}, 5)
+    _layout(axes[0, 1], "many to many, equal lengths", 5, {1, 2, 3, 4, 5}, 5)
+    _layout(axes[1, 0], "unequal: 5 in, 3 out (CTC)", 5, {2, 4, 5}, 5)
     _layout(axes[1, 1], "encoder-decoder", 3, {4, 5, 6}, 6, decoder_from=4)
     axes[1, 1].text(2.2 * 1.1 / 2 + 0.0, -0.45, "encoder", ha="center", va="top",
                     fontsize=FONT_MIN_PT, color=strong("state"))

@@ -24,9 +24,10 @@ ROLE_COLOURS = {  # role -> (strong, tint)
     "neutral": ("#555555", "#EEEEEE"),
 }
 FORBIDDEN = "#D55E00"  # a transition the CTC recursion does not allow
-# Figures are at most this wide, and no text smaller than FONT_MIN_PT, so that a figure scaled to
-# a 360 px phone screen still has text of about 9 px.
-MAX_WIDTH_IN = 6.4
+# A figure is shown at its natural width (at most MAX_WIDTH_IN) on a wide screen and scaled down to
+# the column on a phone (about 340 CSS px of a 360 px screen): with no text under FONT_MIN_PT,
+# text on a phone is then at least 11 pt * 340 / (5.8 * 72) = 9 CSS px.
+MAX_WIDTH_IN = 5.8
 FONT_PT = 12
 FONT_MIN_PT = 11
 
@@ -51,9 +52,12 @@ def tint(role: str) -> str:
 
 
 def new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1, **kwargs):
-    """A figure of ``width`` x ``height`` inches whose axes are blank canvases in data units."""
+    """A figure of ``width`` x ``height`` inches whose axes are blank canvases in data units.
+
+    A width above MAX_WIDTH_IN shrinks to it, the height in proportion (the text keeps its size).
+    """
     if width > MAX_WIDTH_IN:
-        raise ValueError(f"width: at most {MAX_WIDTH_IN} inches (phone width), got {width}")
+        width, height = MAX_WIDTH_IN, height * MAX_WIDTH_IN / width
     with plt.rc_context(RC):
         fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, **kwargs)
     for ax in axes.flat:

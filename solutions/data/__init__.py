@@ -7,6 +7,10 @@
   distortion, stroke width, noise, spacing and length).
 - :mod:`solutions.data.moving_digits`: two digits bouncing in a 64x64 frame (Srivastava et al.
   2015), and a loader for the standard ``mnist_test_seq.npy``.
+- :mod:`solutions.data.text`: the book's own prose for the character language model, its split,
+  vocabulary and truncated-BPTT batches.
+- :mod:`solutions.data.numerals`: Chinese number words <-> Arabic numerals, and the numbers of the
+  encoder-decoder task.
 
 Every generator draws sample ``i`` of step ``step`` from its own random stream seeded by
 ``(seed, step, i)``. A batch is therefore a pure function of the step number and the row indices:

@@ -7,9 +7,10 @@ written with 十, 百, 千 and 万 alone. The rules, as in ordinary modern usage
 - inside a group each nonzero digit is followed by its unit (千, 百, 十, none): 1234 一千二百三十四;
 - **十 alone for 10 to 19 at the start of the number**: 10 十, 11 十一, 100000 十万; elsewhere the
   一 is spoken: 110 一百一十, 10010 一万零一十, 1010000 一百零一万;
-- **one 零 for each run of zeros** between nonzero digits, also across the 万 boundary: 101
-  一百零一, 1001 一千零一, 10010 一万零一十, 100100 十万零一百, 1000001 一百万零一; trailing zeros are
-  silent: 1000 一千, 20000 两万; a lower group of 1000 or more needs no 零: 10001000 一千万一千;
+- **one 零 for each run of zeros** between nonzero digits, also across the 万 boundary:
+  101 一百零一, 1001 一千零一, 10010 一万零一十, 100100 十万零一百, 1000001 一百万零一;
+  trailing zeros are silent: 1000 一千, 20000 两万; a lower group of 1000 or more needs no 零:
+  10001000 一千万一千;
 - **两 for a leading 2 before 百, 千 or 万** (the idiomatic reading of quantities: 200 两百, 2000
   两千, 20000 两万, 2000000 两百万, 22000 两万二千), and 二 everywhere else: 2 二, 20 二十, 12 十二,
   1200 一千二百, 32000 三万二千. (Both 二百 and 两百 are heard; this module writes one canonical

@@ -63,7 +63,8 @@ def corpus_fingerprint(text: str) -> dict:
 
 
 def split_text(text: str, chunk: int = 2000, heldout_every: int = 10) -> tuple[str, str]:
-    """``(train, heldout)``: every ``heldout_every``-th chunk of ``chunk`` characters is held out."""
+    """``(train, heldout)``: every ``heldout_every``-th chunk of ``chunk`` characters is held
+    out."""
     chunk = check_positive_int("chunk", chunk)
     heldout_every = check_positive_int("heldout_every", heldout_every)
     if heldout_every < 2:

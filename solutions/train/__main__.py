@@ -83,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m solutions.train",
         description="Train the course's models: the adding problem (RNN/LSTM/GRU), digit-string "
-        "OCR (CRNN + CTC), moving digits (ConvLSTM vs FC-LSTM). Runs on CPU or CUDA, with "
-        "torchrun for several processes.",
+        "OCR (CRNN + CTC), moving digits (ConvLSTM vs FC-LSTM), a character language model, "
+        "an encoder-decoder for Chinese numerals. Runs on CPU or CUDA, with torchrun for "
+        "several processes.",
     )
     sub = parser.add_subparsers(dest="task", required=True, metavar="TASK")
     for name, summary in TASKS.items():

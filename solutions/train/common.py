@@ -260,8 +260,7 @@ def make_run_dir(cfg: BaseConfig, task: str, rt: Runtime) -> Path:
         problem = shared[0]
     if problem is not None:
         raise problem
-    INVOCATION.update(task=task, run_dir=run_dir, rt=rt, parts={}, last_checkpoint=None,
-                      distributed=rt.distributed)
+    INVOCATION.update(task=task, run_dir=run_dir, rt=rt, parts={}, last_checkpoint=None)
     if rt.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         config = {"task": task, **dataclasses.asdict(cfg)}
@@ -318,8 +317,9 @@ def run_complete() -> bool:
 def resume_command(run_dir: Path | None = None) -> str:
     """The command line that continues this invocation's run (its options come from the folder)."""
     run_dir = run_dir or INVOCATION["run_dir"]
-    launcher = ("torchrun --nproc_per_node=N -m" if INVOCATION.get("distributed")
-                else "python -m")
+    rt = INVOCATION.get("rt")
+    launcher = (f"torchrun --nproc_per_node={rt.world_size} -m" if rt is not None
+                and rt.distributed else "python -m")
     return f"{launcher} solutions.train {INVOCATION['task']} --out {run_dir} --resume"
 
 

@@ -8,15 +8,16 @@ whose truncation error is O(h²). In float64 with h = 1e-5 the rounding error of
 eps·|f|/h ≈ 1e-11·|f|, so a correct backward agrees with it to a relative error of about 1e-8 or
 better; an error above 1e-5 almost always means a bug.
 
-Two relative errors are used:
+Two relative errors are defined here:
 
-* :func:`rel_error`, entry by entry, ``max_i |a_i - b_i| / (|a_i| + |b_i|)``: for comparing an
-  output with a stored value, which agree to rounding (about 1e-15) in every entry;
-* :func:`grad_error`, of the whole array, ``‖a - b‖ / (‖a‖ + ‖b‖)``: for comparing a gradient with
-  finite differences. An entry of a gradient that happens to be nearly zero (1e-6, say) carries the
-  same absolute finite-difference noise (about 1e-10) as the others, so its own relative error can
-  reach 1e-4 for a correct backward; measured over the whole array, the noise of a correct backward
-  stays below about 1e-9, and a bug gives 1e-3 or (much) more.
+* :func:`rel_error`, entry by entry, ``max_i |a_i - b_i| / (|a_i| + |b_i|)``, the classical one;
+* :func:`norm_rel_error`, of the whole array, ``‖a - b‖ / (‖a‖ + ‖b‖)``, which the self-checks
+  use. Entry by entry, an entry that happens to be nearly zero (a gradient entry of 1e-6, or
+  ``y - posterior`` after cancellation) carries the same absolute noise as the others (about 1e-10
+  for finite differences, 1e-13 for rounding after hundreds of steps), so its own relative error can
+  reach 1e-4 for a correct implementation. Over the whole array, a correct backward agrees with
+  finite differences to about 1e-9 or better and a correct forward with the reference to about
+  1e-13 or better; a bug gives 1e-3 or (much) more.
 
 The ``check_*`` functions are the visible self-checks of the assignment notebooks: each compares
 everything it is given, prints one line per output or gradient, and raises one ``AssertionError``
@@ -48,14 +49,14 @@ def rel_error(x, y, eps: float = 1e-12) -> float:
     return float(np.max(np.abs(x - y) / np.maximum(np.abs(x) + np.abs(y), eps)))
 
 
-def grad_error(analytic, numerical) -> float:
-    """Relative error of a whole gradient, ``‖a - n‖ / (‖a‖ + ‖n‖)`` (0 when both are zero)."""
-    a = np.asarray(analytic, dtype=np.float64)
-    n = np.asarray(numerical, dtype=np.float64)
-    if a.shape != n.shape:
-        raise ValueError(f"grad_error: shapes differ, {a.shape} and {n.shape}")
-    scale = np.linalg.norm(a) + np.linalg.norm(n)
-    return float(np.linalg.norm(a - n) / scale) if scale > 0 else 0.0
+def norm_rel_error(x, y) -> float:
+    """Relative error of a whole array, ``‖x - y‖ / (‖x‖ + ‖y‖)`` (0 when both are zero)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"norm_rel_error: shapes differ, {x.shape} and {y.shape}")
+    scale = np.linalg.norm(x) + np.linalg.norm(y)
+    return float(np.linalg.norm(x - y) / scale) if scale > 0 else 0.0
 
 
 def eval_numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float = 1e-5):
@@ -157,8 +158,9 @@ def _message(function: str, problems: list[str], hint: str | None) -> str:
 
 
 def compare_output(name: str, got, expected, threshold: float = OUTPUT_THRESHOLD) -> str | None:
-    """None if ``got`` matches ``expected`` (same shape, the same infinities, elementwise relative
-    error of the finite entries below ``threshold``); else a sentence saying how it differs."""
+    """None if ``got`` matches ``expected`` (the same shape, the same infinities, and the
+    :func:`norm_rel_error` of the finite entries at most ``threshold``); else a sentence saying how
+    it differs."""
     got, problem = _as_array(got, name)
     if problem:
         return problem
@@ -175,17 +177,19 @@ def compare_output(name: str, got, expected, threshold: float = OUTPUT_THRESHOLD
     if got.size == 0:
         return None
     finite = ~infinite
-    error = rel_error(got[finite], expected[finite]) if np.all(np.isfinite(got[finite])) else np.inf
+    if np.all(np.isfinite(got[finite])):
+        error = norm_rel_error(got[finite], expected[finite])
+    else:
+        error = np.inf
     if error <= threshold:
         return None
-    scale = np.maximum(np.abs(got) + np.abs(expected), 1e-12)
-    ratio = np.where(finite, np.abs(got - expected) / scale, 0.0)
-    ratio = np.where(np.isnan(ratio), np.inf, ratio)
-    index = tuple(int(i) for i in np.unravel_index(np.argmax(ratio), got.shape))
-    n_wrong = int(np.sum(ratio > threshold))
+    with np.errstate(invalid="ignore"):
+        difference = np.where(finite, np.abs(got - expected), 0.0)
+    difference = np.where(np.isnan(difference), np.inf, difference)
+    index = tuple(int(i) for i in np.unravel_index(np.argmax(difference), got.shape))
     message = (f"{name} differs from the expected value: relative error {error:.1e} "
-               f"(threshold {threshold:.0e}) in {n_wrong} of {got.size} entries; "
-               f"worst {name}{list(index)} = {got[index]:.6g}, expected {expected[index]:.6g}")
+               f"(threshold {threshold:.0e}); the largest difference is at {name}{list(index)} "
+               f"= {got[index]:.6g}, expected {expected[index]:.6g}")
     why = _value_hint(got, expected)
     return f"{message}; {why}" if why else message
 
@@ -232,7 +236,8 @@ def check_gradients(
     ``forward(*inputs)`` is the forward pass as one array; ``grads`` are the backward's results for
     the upstream gradient ``upstream`` (of ``forward``'s shape), in the order of ``inputs``, named
     ``names`` (``"dx"``, ``"dh_prev"``, ...). Every gradient is checked, a line printed for each,
-    and one ``AssertionError`` lists every gradient whose :func:`grad_error` exceeds ``threshold``.
+    and one ``AssertionError`` lists every gradient whose :func:`norm_rel_error` exceeds
+    ``threshold``.
     ``forward_name``, the student's forward function that ``forward`` calls, is named in the hint:
     the numerical gradient differentiates it, so it must pass its own check first.
     """
@@ -256,7 +261,7 @@ def check_gradients(
         if problem is None and not np.all(np.isfinite(got)):
             problem = f"{name} contains NaN or inf"
         if problem is None:
-            error = grad_error(got, numerical)
+            error = norm_rel_error(got, numerical)
             print(f"{function}{where}: {name} relative error {error:.1e}"
                   + ("" if error <= threshold else f"  WRONG (threshold {threshold:.0e})"))
             if error > threshold:
