@@ -8,6 +8,13 @@ import shutil
 import sys
 import tempfile
 
+from autograder.exports import (
+    FORMATS,
+    ExportError,
+    grades_from_history,
+    read_roster,
+    write_lms_csv,
+)
 from autograder.pipeline import (
     DEFAULT_COURSE_DIR,
     DEFAULT_SOURCE_DIR,
@@ -123,13 +130,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", choices=ASSIGNMENT_IDS, metavar="ID", help="the assignment")
     _course_options(p)
 
-    p = sub.add_parser("export", help="write the grades CSV",
-                       description="Write the current grades of ID: a row per student with the "
-                                   "points of each function, the total, the status and the "
-                                   "reasons.")
+    p = sub.add_parser("export", help="write the grades CSV, or a Canvas or Moodle import file",
+                       description="Write the current grades of ID: the grader's CSV (a row per "
+                                   "student with the points of each function, the total, the "
+                                   "status and the reasons), or a file that the gradebook of "
+                                   "Canvas or Moodle imports (Canvas: Grades > Import; Moodle: "
+                                   "Grades > Import > CSV file).")
     p.add_argument("id", choices=ASSIGNMENT_IDS, metavar="ID", help="the assignment")
+    p.add_argument("--format", choices=FORMATS, default="csv",
+                   help="csv: the grader's CSV; canvas: Canvas's gradebook import (Student, ID, "
+                        "SIS User ID, SIS Login ID, Section, the assignment, and a Points "
+                        "Possible row); moodle: Moodle's CSV grade import (Name, Username, ID "
+                        "number, Email address, the grade and its feedback; map the identifier "
+                        "and the columns at import). Default: %(default)s")
+    p.add_argument("--roster", metavar="FILE",
+                   help="CSV mapping the grader's student ids to the LMS's identities, columns "
+                        "student (required), name, canvas_id, sis_user_id, sis_login_id, "
+                        "section (Canvas), username, id_number, email (Moodle); see "
+                        "autograder/exports.py. Without it the grader's ids are written as "
+                        "logins (Canvas SIS Login ID, Moodle Username)")
+    p.add_argument("--missing-zero", action="store_true",
+                   help="give roster students without a submission 0 instead of an empty grade")
+    p.add_argument("--column-title", metavar="TITLE",
+                   help="title of the grade column; for Canvas, the assignment's name and Canvas "
+                        "id as in Canvas's own export, e.g. 'RNN (123456)' (default: ID, which "
+                        "Canvas matches by name or creates as a new assignment)")
     p.add_argument("--output", "-o", metavar="CSV",
-                   help="output file (default: COURSE_DIR/grades-<id>.csv)")
+                   help="output file (default: COURSE_DIR/grades-<id>.csv, or "
+                        "grades-<id>-canvas.csv, grades-<id>-moodle.csv)")
     _course_options(p)
 
     p = sub.add_parser(
@@ -156,6 +184,32 @@ def _grade(args) -> int:
     print(summary(outcome))
     print(f"feedback: {os.path.join(os.path.abspath(args.course_dir), 'feedback')}/"
           f"<student>/{args.id}/{args.id}.html")
+    return 0
+
+
+def _export(grader: Grader, args) -> int:
+    if args.format == "csv":
+        if args.roster or args.missing_zero or args.column_title:
+            print("export: --roster, --missing-zero and --column-title apply to --format canvas "
+                  "or moodle", file=sys.stderr)
+            return 2
+        print(grader.export(args.id, args.output))
+        return 0
+    from autograder import checks as checks_module
+
+    path = args.output or grader.course.path(f"grades-{args.id}-{args.format}.csv")
+    try:
+        roster = read_roster(args.roster, args.format) if args.roster else None
+        export = write_lms_csv(
+            path, args.format, grades_from_history(grader.history.latest(args.id)),
+            points_possible=sum(check.points for check in checks_module.CHECKS[args.id]),
+            title=args.column_title or args.id, roster=roster, missing_zero=args.missing_zero)
+    except ExportError as error:
+        print(f"export: {error}", file=sys.stderr)
+        return 2
+    for warning in export.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(export.path)
     return 0
 
 
@@ -235,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     grader = Grader(_settings(args))
     try:
         if args.command == "export":
-            print(grader.export(args.id, args.output))
+            return _export(grader, args)
         else:
             print(f"feedback rendered for {grader.feedback(args.id)} student(s) in "
                   f"{grader.course.path('feedback')}")

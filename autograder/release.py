@@ -174,8 +174,8 @@ def _convlstm_fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
                h=h.detach().numpy(), c=c.detach().numpy(), dh=dh, dc=dc,
                **gradients(loss, {**leaves, **params}))
     # (N, T, C, hidden channels, height, width, k, given state)
-    stacks = [(2, 4, 2, [4, 3], 5, 6, 3, 0), (1, 1, 1, [2], 3, 4, 3, 1),
-              (1, 3, 1, [2, 2, 2], 4, 4, 1, 1)]
+    stacks = [(2, 3, 2, [3, 2], 4, 5, 3, 0), (1, 1, 1, [2], 3, 4, 3, 1),
+              (1, 2, 1, [2, 2, 2], 3, 3, 1, 1)]
     for i, (N, T, C, channels, height, width, k, given) in enumerate(stacks):
         model = randomise(ConvLSTM(C, channels, k).double())
         x = torch.tensor(rng.normal(size=(N, T, C, height, width)), requires_grad=True)

@@ -5,10 +5,10 @@ notebook, in ONE ``grade`` run per mode: as root, and as an unprivileged user (t
 root as a throwaway uid, as an instructor without root runs it). The crafted ones:
 
 * ``outputs`` (cases 2, 3, 7): in the re-verification child it turns its output files into links to
-  a file only the grader may read, into FIFOs, and into an ``.npz`` declaring a 1 GiB array of
-  compressed zeros; in the kernel it leaves a link and a FIFO in its folder, displays scripts, and
-  its markdown cells and an exception message carry scripts, event handlers, frames, a refresh and
-  ``javascript:`` links;
+  a file only the grader may read, into FIFOs, and into an ``.npz`` declaring a 128 MiB array of
+  compressed zeros (twice the bound); in the kernel it leaves a link and a FIFO in its folder and
+  displays scripts; its markdown cells and an exception message carry scripts, event handlers,
+  frames, a refresh and ``javascript:`` links;
 * ``scratch`` (case 4): forbidden calls hidden under ``if True:``, behind ``import_module('tor' +
   'ch')`` and ``getattr``, and behind names no static scan can read (caught at run time);
 * ``helper`` (cases 5, 6): an honest ``ctc_grad`` that calls the notebook's ``log_softmax``, and a
@@ -78,11 +78,11 @@ if sys.argv and sys.argv[0].endswith('verify_child.py'):
     def _npz_bomb(path):
         header = __import__('io').BytesIO()
         np.lib.format.write_array_header_1_0(
-            header, {{'descr': '<f8', 'fortran_order': False, 'shape': (2 ** 27,)}})
+            header, {{'descr': '<f8', 'fortran_order': False, 'shape': (2 ** 24,)}})
         with zipfile.ZipFile(path, 'w', zipfile.ZIP_DEFLATED) as archive:
             with archive.open('c0/loss.npy', 'w', force_zip64=True) as member:
                 member.write(header.getvalue())
-                for _ in range(64):
+                for _ in range(8):
                     member.write(bytes(2 ** 24))
 
     def _replace(path, how):

@@ -18,7 +18,7 @@ import torch
 from solutions.convlstm import EncoderForecaster
 from solutions.fc_lstm import FCLSTM
 from solutions.train import __main__ as cli
-from solutions.train import adding, common, moving, ocr
+from solutions.train import adding, common, load_task, ocr
 
 TINY_ADDING = dict(cells=("lstm",), seq_len=8, hidden_size=8, batch_size=8, steps=12,
                    log_every=1, eval_every=4, eval_size=16, progress=False, threads=1)
@@ -127,6 +127,10 @@ def test_torchrun_two_gloo_processes_match_one_process_with_the_same_global_batc
         (["moving", "--patch-size", "3"], "--patch-size"),
         (["moving", "--preset", "huge"], "--preset"),
         (["moving", "--head-bias", "one"], "--head-bias"),
+        (["charlm", "--temperatures", "0"], "--temperatures"),
+        (["charlm", "--models", "lstm,transformer"], "--models"),
+        (["seq2seq", "--test-max-digits", "9"], "--test-max-digits"),
+        (["seq2seq", "--direction", "en2zh"], "--direction"),
     ],
 )
 def test_bad_arguments_fail_with_a_message_naming_the_option(argv, message, capsys):
@@ -158,12 +162,12 @@ def test_resume_with_changed_options_is_refused(tmp_path, capsys):
     assert "--seq-len (was 8, now 9)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("task", ["adding", "ocr", "moving"])
+@pytest.mark.parametrize("task", ["adding", "ocr", "moving", "charlm", "seq2seq"])
 def test_help_lists_every_config_option(task, capsys):
     with pytest.raises(SystemExit):
         cli.main([task, "--help"])
     text = capsys.readouterr().out
-    module = {"adding": adding, "ocr": ocr, "moving": moving}[task]
+    module = load_task(task)
     for f in dataclasses.fields(module.Config):
         assert "--" + f.name.replace("_", "-") in text
 

@@ -37,6 +37,15 @@ from autograder.verify import CheckResult, note_wrong_dependencies
 SEEDS = range(200)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # The check cells run tiny tensors: threads only add contention on a busy 2-core machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @dataclass
 class Notebook:
     """An instructor notebook executed in-process with its solutions and experiments skipped."""

@@ -26,8 +26,8 @@ ROLE_COLOURS = {  # role -> (strong, tint)
 FORBIDDEN = "#D55E00"  # a transition the CTC recursion does not allow
 # A figure is shown at its natural width (at most MAX_WIDTH_IN) on a wide screen and scaled down to
 # the column on a phone (about 340 CSS px of a 360 px screen): with no text under FONT_MIN_PT,
-# text on a phone is then at least 11 pt * 340 / (5.8 * 72) = 9 CSS px.
-MAX_WIDTH_IN = 5.8
+# text on a phone is then at least 11 pt * 340 / (5.75 * 72) = 9 CSS px.
+MAX_WIDTH_IN = 5.75
 FONT_PT = 12
 FONT_MIN_PT = 11
 
