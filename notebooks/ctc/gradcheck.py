@@ -90,10 +90,10 @@ def eval_numerical_gradient_array(
 
 
 def fixture_cases(fixtures, group: str) -> list[dict[str, np.ndarray]]:
-    """The cases stored in ``fixtures`` (an ``np.load``-ed ``.npz``) under keys
+    """The cases stored in ``fixtures`` (a dict of arrays, e.g. ``dict(np.load(...))``) under keys
     ``"<group><i>_<name>"``, as a list of ``{name: array}`` in the order of ``i``."""
     cases: dict[int, dict[str, np.ndarray]] = {}
-    for key in fixtures.files:
+    for key in fixtures:
         index, separator, name = key[len(group):].partition("_")
         if key.startswith(group) and index.isdigit() and separator:
             cases.setdefault(int(index), {})[name] = fixtures[key]

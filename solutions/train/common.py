@@ -281,7 +281,11 @@ def _start_history(run_dir: Path, rt: Runtime, resumed: bool) -> None:
     now = time.time()
     entry = {"command": COMMAND["line"], "started": now, "device": describe_device(rt.device),
              "world_size": rt.world_size}
-    history = [*meta.get("history", []), entry]
+    history = meta.get("history")
+    if history is None and "wall_s" in meta:  # a run from before the history was kept
+        history = [{k: meta[k] for k in ("command", "started", "device", "wall_s", "cpu_s")
+                    if k in meta}]
+    history = [*(history or []), entry]
     if not meta:
         meta = {"started": now, "command": COMMAND["line"]}
     path.write_text(json.dumps({**meta, "history": history}, indent=2) + "\n")
@@ -299,12 +303,7 @@ def _close_history(run_dir: Path, rt: Runtime, wall_s: float, cpu_s: float,
                               for name, p in INVOCATION.get("parts", {}).items()})
     if interrupted:
         history[-1]["interrupted"] = True
-    # runs from before the history was kept have their only times at the top level
-    earlier = [h for h in history[:-1] if "wall_s" in h] or (
-        [{"wall_s": meta.get("wall_s", 0.0), "cpu_s": meta.get("cpu_s", 0.0)}]
-        if len(history) > 1 else [])
-    total = {key: round(sum(h[key] for h in [*earlier, history[-1]]), 1)
-             for key in ("wall_s", "cpu_s")}
+    total = {key: round(sum(h.get(key, 0.0) for h in history), 1) for key in ("wall_s", "cpu_s")}
     path.write_text(json.dumps({**meta, "history": history}, indent=2) + "\n")
     write_meta(run_dir, rt, **total, complete=run_complete(), **extra)
 
