@@ -106,3 +106,20 @@ def test_sampling_is_seeded_and_colder_samples_repeat_more():
 def test_bad_options_are_refused_naming_them(knobs, message):
     with pytest.raises(ValueError, match=message):
         charlm.Config(**knobs).check()
+
+
+def test_resume_on_a_changed_text_is_refused(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("a small text to model, " * 1000, encoding="utf-8")
+    knobs = {**TINY, "text": str(text), "out": str(tmp_path / "run")}
+    charlm.train(charlm.Config(stop_after=2, **knobs))
+    text.write_text("another text altogether. " * 1000, encoding="utf-8")
+    with pytest.raises(ValueError, match="--resume: the text of the run .* has changed"):
+        charlm.train(charlm.Config(resume=True, **knobs))
+
+
+def test_a_text_too_short_to_hold_out_is_refused(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("too short. " * 100, encoding="utf-8")
+    with pytest.raises(ValueError, match="--text"):
+        charlm.train(charlm.Config(text=str(text), out=str(tmp_path / "run"), **TINY))

@@ -105,6 +105,9 @@ def load_corpus(cfg: Config):
     else:
         text = textdata.book_text()
     train_text, heldout_text = textdata.split_text(text)
+    if len(heldout_text) < 2 * cfg.eval_rows:
+        raise ValueError(f"text (--text): {len(text)} characters leave {len(heldout_text)} "
+                         f"held out (every tenth chunk of 2000); give at least 20000")
     vocab = textdata.CharVocab.build(train_text)
     return (vocab, vocab.encode(train_text), vocab.encode(heldout_text),
             {**textdata.corpus_fingerprint(text), "source": cfg.text or "book/**/*.md"})
@@ -147,6 +150,17 @@ def sample(model: CharLM, vocab: textdata.CharVocab, prompt: str, length: int,
     return prompt + vocab.decode(out)
 
 
+def check_same_corpus(run_dir: Path, corpus: dict) -> None:
+    """Refuse to resume on another text: the book's pages change, and with them the vocabulary."""
+    meta_path = run_dir / "meta.json"
+    started = json.loads(meta_path.read_text()).get("corpus") if meta_path.exists() else None
+    if started is not None and started["sha256"] != corpus["sha256"]:
+        raise ValueError(
+            f"--resume: the text of the run in {run_dir} has changed since it started "
+            f"({started['chars']} characters then, {corpus['chars']} now; {corpus['source']}); "
+            f"a continuation needs the same text: start a new run, or pass the old text as --text")
+
+
 def train(cfg: Config) -> common.Result:
     """Train each model of ``cfg.models`` in turn; plots ``perplexity.png``, writes
     ``samples.json``; ``meta.json`` holds the baselines and the corpus fingerprint."""
@@ -154,6 +168,8 @@ def train(cfg: Config) -> common.Result:
     rt = common.setup_runtime(cfg)
     run_dir = common.make_run_dir(cfg, "charlm", rt)
     vocab, train_ids, heldout_ids, corpus = load_corpus(cfg)
+    if cfg.resume:
+        check_same_corpus(run_dir, corpus)
     baselines = textdata.unigram_bigram_perplexity(train_ids, heldout_ids, len(vocab))
 
     def make_batch(step: int):
