@@ -120,6 +120,7 @@ def main(argv=None) -> int:
     except ValueError as err:
         parser.error(f"{task}: {err}")
     is_main = int(os.environ.get("RANK", "0")) == 0
+    common.INVOCATION.clear()
     try:
         result = module.train(cfg)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
