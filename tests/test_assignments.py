@@ -206,7 +206,9 @@ def test_plausible_bug_loses_the_points_of_its_function_only(assignment, bug):
 ])
 def test_forbidden_library_calls_are_found(assignment, name, source, found):
     check = get_check(assignment, name)
-    assert found in find_forbidden(source, check)
+    names = find_forbidden(source, check)
+    # the scan may name the attribute reached through the module (`solutions.x`)
+    assert any(n == found or n.startswith(found + ".") for n in names), names
     reason = evaluate(assignment, name, reference_namespace(assignment), source=source)
     assert reason.startswith(f"{name} must be written from scratch: it uses")
 
