@@ -148,6 +148,9 @@ def test_chapter_pages_are_built_with_math_and_figures(built_book, chapter):
         page = html_of(built_book, source)
         assert page.is_file(), f"{source.relative_to(ROOT)} was not built into {page}"
         parsed = parse_page(page)
+        html = page.read_text(encoding="utf-8")
+        # a figure that reached the page as its text repr instead of an image
+        assert "&lt;Figure size" not in html, f"{page.name}: a figure is shown as text"
         text = source.read_text(encoding="utf-8")
         if "$$" in text or "{math}" in text:
             assert parsed.math_elements > 0, f"{page.name}: the source has math, the HTML has none"
