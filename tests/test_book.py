@@ -178,7 +178,6 @@ def test_demo_notebooks_ran_without_errors(built_book, chapter):
             assert cell["execution_count"] is not None, f"{source.name}: a cell did not run"
             kinds = {out["output_type"] for out in cell["outputs"]}
             assert "error" not in kinds, f"{source.name}: a cell raised an error"
-        assert sum(bool(c["outputs"]) for c in cells) > 0, f"{source.name}: no outputs"
         parsed = parse_page(html_of(built_book, source))
         # An exercises page shows its results only as values glued into its answers.
         assert parsed.cell_outputs + parsed.pasted_values > 0, f"{source.name}: no results shown"

@@ -101,3 +101,20 @@ def test_no_checkpoint_is_committed():
 @pytest.mark.parametrize("script", sorted(RESULTS.glob("*.sh")), ids=lambda p: p.name)
 def test_result_scripts_parse(script):
     subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+EXERCISE_RUNS = {  # JSON read by an exercise answer -> the script invocation that wrote it
+    "convlstm_ex8.json": "convlstm_kernels.py ex8",
+    "convlstm_ex9.json": "convlstm_kernels.py ex9",
+    "ctc_ex12.json": "ctc_short_frames.py",
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXERCISE_RUNS))
+def test_exercise_run_is_committed_with_its_command_and_machine(name):
+    result = json.loads((RESULTS / "exercises" / name).read_text())
+    readme = (RESULTS / "exercises" / "README.md").read_text()
+    assert f"{EXERCISE_RUNS[name]} --out results/exercises/{name}" in readme
+    assert result["cpu"] in readme and result["torch"] in readme
+    assert result["device"] == "cpu" and result["torch_threads"] == 1
+    assert all(run["train_cpu_seconds"] > 0 for run in result["runs"])
