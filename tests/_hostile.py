@@ -8,14 +8,18 @@ line, ``REPORT <tag> <json>``, which the tests read back from the autograded not
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import shutil
 import socket
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 import nbformat
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORT = "REPORT"
@@ -126,3 +130,24 @@ class Listener:
 
 def python_command(*args: str) -> list[str]:
     return [sys.executable, *args]
+
+
+def grade_rows(course: Path, assignment: str) -> dict[str, dict]:
+    """The rows of a course folder's grades CSV, by student id."""
+    with open(course / f"grades-{assignment}.csv", encoding="utf-8") as f:
+        return {row["student"]: row for row in csv.DictReader(f)}
+
+
+def mode_folder(request, isolation, prefix: str) -> Path:
+    """A scratch folder for one grading mode (``request.param``: "root" or "user") of a session
+    fixture, removed when the session ends; skips where that mode cannot run.
+
+    Not under pytest's tmp folder, which only root may enter.
+    """
+    if not isolation.sandboxed and not os.environ.get("REQUIRE_SANDBOX"):
+        pytest.skip(f"no sandbox on this machine: {isolation.problem}")
+    if request.param == "root" and os.geteuid() != 0:
+        pytest.skip("root mode needs root")
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    return base

@@ -21,15 +21,12 @@ cells reported from the kernel. The unit tests at the end pin down the readers o
 
 from __future__ import annotations
 
-import csv
 import html.parser
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 import zipfile
 from pathlib import Path
@@ -40,7 +37,9 @@ import pytest
 from _hostile import (
     ROOT,
     as_user,
+    grade_rows,
     kernel_reports,
+    mode_folder,
     release_notebook,
     report_code,
     solved_notebook,
@@ -238,22 +237,12 @@ MEASURED_MAIN = (
 )
 
 
-def _rows(course: Path) -> dict[str, dict]:
-    with open(course / f"grades-{ASSIGNMENT}.csv", encoding="utf-8") as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
-
-
 @pytest.fixture(scope="session", params=["root", "user"])
 def graded(request):
     """One grade run of every crafted submission in one mode, and what it left behind."""
     mode = request.param
-    if not ISOLATION.sandboxed and not os.environ.get("REQUIRE_SANDBOX"):
-        pytest.skip(f"no sandbox on this machine: {ISOLATION.problem}")
     root = os.geteuid() == 0
-    if mode == "root" and not root:
-        pytest.skip("root mode needs root")
-    base = Path(tempfile.mkdtemp(prefix="inputs-"))
-    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    base = mode_folder(request, ISOLATION, "inputs-")
     home, export, course = base / "home", base / "export", base / "course"
     home.mkdir()
     export.mkdir()
@@ -286,7 +275,7 @@ def graded(request):
                          capture_output=True, timeout=1800)
     assert run.returncode == 0, run.stderr[-3000:]
     rss_kb = int(run.stderr.rsplit("PEAK_KB", 1)[1].split()[0])
-    return {"mode": mode, "rows": _rows(course), "course": course, "base": base,
+    return {"mode": mode, "rows": grade_rows(course, ASSIGNMENT), "course": course, "base": base,
             "secret": secret_text, "stdout": run.stdout, "rss_mb": rss_kb / 1024}
 
 

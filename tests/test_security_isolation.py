@@ -10,15 +10,12 @@ attack cells reported from inside the kernel, and what changed outside the jobs.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -28,7 +25,9 @@ from _hostile import (
     ROOT,
     Listener,
     as_user,
+    grade_rows,
     kernel_reports,
+    mode_folder,
     release_notebook,
     report_code,
     solved_notebook,
@@ -206,23 +205,12 @@ def _marked_processes(marker: str) -> list[str]:
     return found
 
 
-def _rows(course: Path) -> dict[str, dict]:
-    with open(course / f"grades-{ASSIGNMENT}.csv") as f:
-        return {row["student"]: row for row in csv.DictReader(f)}
-
-
 @pytest.fixture(scope="session", params=["root", "user"])
 def graded(request):
     """Both grade runs of one mode, at once; the outcome and what changed around them."""
     mode = request.param
-    if not ISOLATION.sandboxed and not os.environ.get("REQUIRE_SANDBOX"):
-        pytest.skip(f"no sandbox on this machine: {ISOLATION.problem}")
     root = os.geteuid() == 0
-    if mode == "root" and not root:
-        pytest.skip("root mode needs root")
-    # Not under pytest's tmp folder, which only root may enter.
-    base = Path(tempfile.mkdtemp(prefix="isolation-"))
-    request.addfinalizer(lambda: shutil.rmtree(base, ignore_errors=True))
+    base = mode_folder(request, ISOLATION, "isolation-")
     home, export, course = base / "home", base / "export", base / "course"
     twin_export, twin_course = base / "twin-export", base / "twin-course"
     for folder in (home, export, twin_export):
@@ -267,7 +255,8 @@ def graded(request):
     outputs = [run.communicate(timeout=1500) for run in runs]
     for run, (_, stderr) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, stderr[-3000:]
-    return {"mode": mode, "rows": _rows(course), "twin": _rows(twin_course), "course": course,
+    return {"mode": mode, "rows": grade_rows(course, ASSIGNMENT),
+            "twin": grade_rows(twin_course, ASSIGNMENT), "course": course,
             "base": base, "home": home, "export": export, "before": before, "marker": marker,
             "listener": listener, "stdout": outputs[0][0]}
 

@@ -767,3 +767,12 @@ def new_figure(width: float = 6.0, height: float = 4.0):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
+
+
+def plot_training_loss(ax, metrics: list[dict], ylabel: str) -> None:
+    """The training loss of every logged step (evaluation records left out), on a log scale."""
+    rows = [r for r in metrics if not r.get("eval")]
+    ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)

@@ -198,11 +198,7 @@ def plot_learning_curves(metrics: list[dict]):
     """CTC loss (left) and held-out sequence accuracy and CER (right) against the step."""
     fig = common.new_figure(9, 3.5)
     ax_loss, ax_acc = fig.subplots(1, 2)
-    rows = [r for r in metrics if not r.get("eval")]
-    ax_loss.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1)
-    ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("CTC loss (per target label)")
+    common.plot_training_loss(ax_loss, metrics, "CTC loss (per target label)")
     evals = [r for r in metrics if r.get("eval")]
     steps = [r["step"] for r in evals]
     ax_acc.plot(steps, [r["seq_acc_greedy"] for r in evals], "o-", label="sequence accuracy")

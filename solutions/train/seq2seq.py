@@ -334,11 +334,7 @@ def plot_learning_curves(metrics: list[dict], directions):
     """Training loss (left) and greedy exact match of the held-out sets (right)."""
     fig = common.new_figure(9, 3.5)
     ax_loss, ax_acc = fig.subplots(1, 2)
-    rows = [r for r in metrics if not r.get("eval")]
-    ax_loss.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1)
-    ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("step")
-    ax_loss.set_ylabel("cross-entropy per target character")
+    common.plot_training_loss(ax_loss, metrics, "cross-entropy per target character")
     evals = [r for r in metrics if r.get("eval")]
     for i, d in enumerate(directions):
         for name, style in (("in_range", "o-"), ("longer", "s--")):
