@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import unicodedata
 import zipfile
 from dataclasses import dataclass, field
@@ -106,20 +107,43 @@ def parse_notebook(data: bytes) -> tuple[nbformat.NotebookNode | None, str | Non
     return nb, None
 
 
-def _pick(candidates: list[str], assignment: str, where: str, notes: list[str]):
-    """The path of the notebook to grade among ``candidates``, or None and the reason."""
-    wanted = f"{assignment}.ipynb"
-    exact = [n for n in candidates if os.path.basename(n) == wanted]
+def accepted_names(assignment: str) -> list[str]:
+    """The notebook names graded as ``assignment``: the English one and its translated twins."""
+    from autograder.translation import TRANSLATED_LANGUAGES, twin_name
+
+    return [f"{assignment}.ipynb"] + [twin_name(assignment, lang) for lang in TRANSLATED_LANGUAGES]
+
+
+def _pick(candidates: list[str], assignment: str, where: str, notes: list[str],
+          modified=lambda name: 0.0):
+    """The path of the notebook to grade among ``candidates``, or None and the reason.
+
+    A notebook named as released (``<id>.ipynb``, or a translated twin such as
+    ``<id>.zh_CN.ipynb``) is graded; if several are there, the one modified last (``modified``:
+    name -> time), the English one on a tie, and a note says which.
+    """
+    names = accepted_names(assignment)
+    wanted = names[0]
+    exact = {}
+    for n in sorted(candidates, key=len):
+        base = os.path.basename(n)
+        if base in names and base not in exact:
+            exact[base] = n
+    if len(exact) == 1:
+        return next(iter(exact.values())), None
     if exact:
-        return sorted(exact, key=len)[0], None
+        order = sorted(exact, key=lambda base: (-modified(exact[base]), names.index(base)))
+        notes.append(f"{' and '.join(sorted(exact))} were both submitted: graded {order[0]!r}, "
+                     "the one changed last")
+        return exact[order[0]], None
     if len(candidates) == 1:
         notes.append(f"the notebook was named {os.path.basename(candidates[0])!r}, graded as "
                      f"{wanted!r}")
         return candidates[0], None
     if not candidates:
         return None, f"no notebook (.ipynb) in {where}"
-    names = ", ".join(sorted(os.path.basename(n) for n in candidates)[:5])
-    return None, f"{len(candidates)} notebooks in {where} and none named {wanted!r}: {names}"
+    listed = ", ".join(sorted(os.path.basename(n) for n in candidates)[:5])
+    return None, f"{len(candidates)} notebooks in {where} and none named {wanted!r}: {listed}"
 
 
 def _skip(name: str) -> bool:
@@ -140,7 +164,8 @@ def _from_zip(path: str, assignment: str, notes: list[str]):
             members = {m.filename: m for m in infos if m.filename.endswith(".ipynb")
                        and not m.is_dir() and not _skip(m.filename)}
             # Decide from the names alone, then decompress the chosen member only.
-            chosen, problem = _pick(list(members), assignment, os.path.basename(path), notes)
+            chosen, problem = _pick(list(members), assignment, os.path.basename(path), notes,
+                                    lambda name: time.mktime(members[name].date_time + (0, 0, -1)))
             if problem is not None:
                 return None, problem
             return _read_member(zf, members[chosen]), None
@@ -174,7 +199,8 @@ def _from_folder(path: str, assignment: str, notes: list[str]):
                 break
             if name.endswith(".ipynb") and not _skip(name):
                 candidates.append(os.path.relpath(os.path.join(root, name), path))
-    chosen, problem = _pick(candidates, assignment, f"folder {os.path.basename(path)}/", notes)
+    chosen, problem = _pick(candidates, assignment, f"folder {os.path.basename(path)}/", notes,
+                            lambda name: os.lstat(os.path.join(path, name)).st_mtime)
     if problem is not None:
         return None, problem
     return _read(os.path.join(path, chosen), MAX_NOTEBOOK_BYTES, "notebook")

@@ -6,7 +6,6 @@ Only the book lives here; every other test keeps its fixtures in its own file.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,60 +23,94 @@ BUILD_TIMEOUT_S = 45 * 60
 class BuiltBook:
     """A book built from the working tree into a temporary folder."""
 
-    output: Path  # the --path-output folder; holds _build/
-    html: Path  # output / "_build" / "html"
+    output: Path  # the OUT folder of make; holds _build/
+    html: Path  # the edition's HTML folder
     seconds: float  # wall time of the build
-    log: str  # stdout and stderr of jupyter-book
+    log: str  # stdout and stderr of make and jupyter-book
 
 
-def jupyter_book_command() -> list[str]:
-    """The ``jupyter-book`` of this interpreter's environment (falls back to the one on PATH)."""
-    here = Path(sys.executable).with_name("jupyter-book")
-    exe = str(here) if here.exists() else shutil.which("jupyter-book")
-    if exe is None:
-        pytest.fail("jupyter-book is not installed (pip install -r requirements.txt)")
-    return [exe]
+# The make target of each edition (see the Makefile), and where it puts its HTML under OUT.
+EDITIONS = {
+    "public": ("book", "_build/html"),
+    "instructor": ("book-instructor", "_build/instructor/_build/html"),
+    "zh_CN": ("book-zh", "_build/zh/_build/html"),
+}
+# The make targets the tests run; the publish workflow may call only these (tests/test_publish.py).
+TESTED_MAKE_TARGETS = ("test", "system-setup", *(t for t, _ in EDITIONS.values()), "site", "pot")
+
+
+def run_make(target: str, output: Path, timeout: float = BUILD_TIMEOUT_S
+             ) -> subprocess.CompletedProcess:
+    """``make <target> OUT=<output>`` in ROOT with this interpreter's environment (its venv is
+    taken as installed: make does not reinstall it)."""
+    bin_dir = Path(sys.executable).parent
+    cmd = ["make", "--no-print-directory", "-o", f"{bin_dir}/.installed", f"BIN={bin_dir}",
+           f"OUT={output}", target]
+    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_EDITION", "COURSE_LANGUAGE")}
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env=env)
 
 
 def build_book(output: Path, edition: str = "public") -> BuiltBook:
-    """Build the book from ROOT into ``output`` with the options of ``make book``: every warning
-    (nitpicky mode included) is an error. ``edition`` is ``public`` or ``instructor``
-    (``COURSE_EDITION``, read by book/_ext/editions.py).
+    """Build an edition of the book (``public``, ``instructor`` or ``zh_CN``) into ``output`` with
+    its make target: every warning (nitpicky mode included) is an error.
 
-    ``--path-output`` keeps the working tree clean, and the execution cache lives in
-    ``output/_build/.jupyter_cache``, so a fresh ``output`` means a cold build that executes
-    every demo notebook.
+    The execution cache lives in ``output/_build/.jupyter_cache`` (the Chinese edition's in
+    ``output/_build/zh/_build``), so a fresh ``output`` means a cold build that executes every
+    demo notebook; the instructor edition reuses the public one's cache in the same ``output``.
     """
-    cmd = [*jupyter_book_command(), "build", str(ROOT), "--path-output", str(output),
-           "--warningiserror", "--nitpick", "--keep-going"]
-    env = {**os.environ, "COURSE_EDITION": edition}
+    target, html = EDITIONS[edition]
     started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S,
-                          env=env)
+    proc = run_make(target, output)
     seconds = time.perf_counter() - started
     log = proc.stdout + proc.stderr
     if proc.returncode != 0:
         problems = [line for line in log.splitlines()
                     if ("WARNING" in line or "ERROR" in line) and "IPKernelApp" not in line]
-        pytest.fail(f"jupyter-book build failed (exit {proc.returncode}):\n"
+        pytest.fail(f"make {target} failed (exit {proc.returncode}):\n"
                     + "\n".join(problems[:60]) + "\n...\n" + log[-3000:])
-    return BuiltBook(output, output / "_build" / "html", seconds, log)
+    return BuiltBook(output, output / html, seconds, log)
 
 
 @pytest.fixture(scope="session")
-def built_book(tmp_path_factory) -> BuiltBook:
+def book_output(tmp_path_factory) -> Path:
+    """The OUT folder that every edition of this session is built into."""
+    return tmp_path_factory.mktemp("book")
+
+
+@pytest.fixture(scope="session")
+def built_book(book_output) -> BuiltBook:
     """The whole book, built cold once per session with warnings as errors."""
-    return build_book(tmp_path_factory.mktemp("book"))
+    return build_book(book_output)
 
 
 @pytest.fixture(scope="session")
-def built_book_instructor(built_book, tmp_path_factory) -> BuiltBook:
-    """The instructor edition, built once per session from a copy of the public build's
-    execution cache: the code cells are the same in both editions, so it executes no notebook."""
-    output = tmp_path_factory.mktemp("book-instructor")
-    shutil.copytree(built_book.output / "_build" / ".jupyter_cache",
-                    output / "_build" / ".jupyter_cache")
-    return build_book(output, edition="instructor")
+def built_book_instructor(built_book) -> BuiltBook:
+    """The instructor edition, built once per session beside the public one, from its execution
+    cache: the code cells are the same in both editions, so it executes no notebook."""
+    return build_book(built_book.output, edition="instructor")
+
+
+@pytest.fixture(scope="session")
+def built_book_zh(built_book) -> BuiltBook:
+    """The Chinese edition, built cold once per session (its notebooks draw Chinese labels)."""
+    return build_book(built_book.output, edition="zh_CN")
+
+
+@pytest.fixture(scope="session")
+def built_site(built_book, built_book_zh) -> Path:
+    """The site as published (``make site``): English at the root, Chinese under zh/."""
+    proc = run_make("site", built_book.output, timeout=600)
+    assert proc.returncode == 0, f"make site failed:\n{proc.stdout}{proc.stderr}"
+    return built_book.output / "_build" / "site"
+
+
+@pytest.fixture(scope="session")
+def book_messages(built_book) -> Path:
+    """The gettext templates of the English pages (``make pot``, from the public build's cache)."""
+    proc = run_make("pot", built_book.output)
+    assert proc.returncode == 0, f"make pot failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+    return built_book.output / "_build" / "gettext" / "_build" / "gettext"
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,14 @@ copy it. The pages put that code in ``{only} instructor`` blocks, which only the
 (``make book-instructor``) renders. The environment variable ``COURSE_EDITION`` chooses:
 ``public`` (the default) or ``instructor``, which adds the Sphinx tag ``instructor``.
 
+**Languages.** ``COURSE_LANGUAGE`` (``en``, the default, or ``zh_CN``; read by
+:mod:`solutions.language`) chooses the language: ``make book-zh`` sets ``zh_CN``, and Sphinx's own
+translation machinery replaces every paragraph by its translation from
+``locales/zh_CN/LC_MESSAGES/<page>.po``. A paragraph with no translation is a build warning (so an
+error under ``--warningiserror``), naming the page and the text. Each page links to the same page
+in the other language (``_static/language-switch.js``), at the published layout: English at the
+site's root, Chinese under ``zh/``.
+
 **Assignment archives.** Each assignment's student folder ``notebooks/<id>/`` (the notebook and the
 files its visible checks need) is zipped at build time into ``book/_assignments/<id>.zip``
 (git-ignored), which the chapter's exercises page offers with ``{download}``. The archive holds the
@@ -16,12 +24,20 @@ the files' names and contents, so concurrent builds write the same file.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import zipfile
 from io import BytesIO
 from pathlib import Path
 
+from docutils import nodes
 from sphinx.application import Sphinx
+from sphinx.transforms import SphinxTransform
+from sphinx.util import logging
+
+from solutions.language import language
+
+logger = logging.getLogger(__name__)
 
 EDITIONS = ("public", "instructor")
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,8 +98,103 @@ def write_archives(app: Sphinx) -> None:
         os.replace(part.name, target)
 
 
+# The other edition of each language, its folder relative to this one's root, and the link's text.
+CHINESE_FOLDER = "zh/"  # the Chinese edition's folder in the published site
+OTHER_LANGUAGE = {"en": ("zh_CN", CHINESE_FOLDER, "中文"), "zh_CN": ("en", "../", "English")}
+
+
+def add_language_switch(app: Sphinx, pagename: str, templatename: str, context: dict,
+                        doctree) -> None:
+    """``html-page-context``: the URL of this page in the other language, for the header link."""
+    other, folder, label = OTHER_LANGUAGE[app.config.language or "en"]
+    up = "../" * pagename.count("/")
+    target = f"{up}{folder}{pagename}.html"
+    context["metatags"] = context.get("metatags", "") + (
+        f'\n<meta name="course-other-language" content="{target}" data-language="{other}" '
+        f'data-label="{label}">')
+
+
+def published_url(repository: str) -> str:
+    """The GitHub Pages address of the course published from ``repository`` (its GitHub URL,
+    ``repository.url`` in _config.yml: the one place that names where the course lives)."""
+    match = re.fullmatch(r"https://github\.com/([\w.-]+)/([\w.-]+?)(?:\.git)?/?", repository)
+    if match is None:
+        raise ValueError(f"repository.url in _config.yml: expected https://github.com/OWNER/NAME, "
+                         f"got {repository!r}")
+    owner, name = match.groups()
+    return f"https://{owner.lower()}.github.io/{name}/"
+
+
+# The book's title and footer, which _config.yml gives in English (pages translate through their
+# catalogues; these two are configuration).
+SITE_TEXT = {
+    "zh_CN": {"title": "序列模型", "footer": "文字采用 CC BY 4.0 许可，代码采用 MIT 许可。"
+                                            "本书用 Jupyter Book 离线构建。"},
+}
+
+
+def configure_edition(app: Sphinx, config) -> None:
+    """``config-inited``: the canonical URL of every page (in the edition's folder of the site),
+    and the title and footer in the edition's language."""
+    repository = config.html_theme_options.get("repository_url")
+    if repository:
+        folder = CHINESE_FOLDER if language() == "zh_CN" else ""
+        config.html_baseurl = published_url(repository) + folder
+    text = SITE_TEXT.get(language())
+    if text:
+        config.html_title = text["title"]
+        config.html_theme_options["extra_footer"] = text["footer"]
+
+
+class KeepFormulas(SphinxTransform):
+    """Displayed equations read the same in every language: keep them out of the catalogues."""
+
+    default_priority = 10  # before Sphinx's Locale transform (20), which translates the page
+
+    def apply(self) -> None:
+        for node in self.document.findall(nodes.math_block):
+            node["translatable"] = False
+
+
+class UntranslatedText(SphinxTransform):
+    """In a translated build, warn about every paragraph (or title, list item, ...) that kept its
+    English text: its message is missing from the page's catalogue, or the English changed since
+    the translation was made (the catalogue still has the old text)."""
+
+    default_priority = 999  # after Sphinx's Locale transform (20) and its fuzzy handling
+
+    def apply(self) -> None:
+        if (self.config.language or "en") == "en":
+            return
+        from sphinx.util.nodes import extract_messages
+
+        for node, message in extract_messages(self.document):
+            if node.get("translated") or not _has_words(message):
+                continue
+            logger.warning(f"untranslated text ({self.config.language}): {message[:120]!r}",
+                           location=node, type="i18n", subtype="untranslated")
+
+
+def _has_words(message: str) -> bool:
+    """Whether a message holds English words outside math, code and roles (a message that is
+    only a formula, a citation or a name needs no translation)."""
+    text = re.sub(r"\$\$.*?\$\$|\$[^$]*\$|``.*?``|`[^`]*`|\{[\w:-]+\}|<[^>]*>|https?://\S+", " ",
+                  message, flags=re.DOTALL)
+    return len(re.findall(r"[A-Za-z]{3,}", text)) >= 2
+
+
 def setup(app: Sphinx) -> dict:
     if edition() == "instructor":
         app.tags.add("instructor")
+    if language() != "en":
+        app.config.language = language()
+        # Sphinx loaded its own messages (the theme's "Contents", "Search", ...) before any
+        # extension ran: load them again for the language just set.
+        app._init_i18n()
+    app.add_transform(KeepFormulas)
+    app.add_transform(UntranslatedText)
+    app.add_js_file("language-switch.js")
+    app.connect("html-page-context", add_language_switch)
+    app.connect("config-inited", configure_edition)
     app.connect("builder-inited", write_archives)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
