@@ -48,9 +48,8 @@ def paragraphs(markdown: str) -> list[str]:
     for line in markdown.split("\n"):
         if _FENCE.match(line):
             in_fence = not in_fence
-        elif not in_fence and line.strip().startswith("$$") and line.strip() != "$$$$":
-            if not (line.strip().endswith("$$") and len(line.strip()) > 2):
-                in_math = not in_math
+        elif not in_fence and line.count("$$") % 2 == 1:
+            in_math = not in_math
         if not line.strip() and not in_fence and not in_math:
             if current:
                 blocks.append("\n".join(current))

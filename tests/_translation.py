@@ -16,7 +16,7 @@ from pathlib import Path
 
 from babel.messages.pofile import read_po
 
-MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$", re.DOTALL)
+MATH = re.compile(r"\$\$.+?\$\$|\$[^$]+\$", re.DOTALL)
 ROLE = re.compile(r"\{([\w:-]+)\}`([^`]*)`")
 CODE = re.compile(r"(?<![}`])`([^`]+)`")
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")

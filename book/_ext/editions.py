@@ -169,10 +169,14 @@ class UntranslatedText(SphinxTransform):
         from sphinx.util.nodes import extract_messages
 
         for node, message in extract_messages(self.document):
-            if node.get("translated") or not _has_words(message):
+            # An image's alt text is translated in place, without the "translated" mark.
+            if node.get("translated") or _CJK.search(message) or not _has_words(message):
                 continue
             logger.warning(f"untranslated text ({self.config.language}): {message[:120]!r}",
                            location=node, type="i18n", subtype="untranslated")
+
+
+_CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def _has_words(message: str) -> bool:
