@@ -217,8 +217,8 @@ def test_every_chinese_page_is_mostly_chinese(built_book, built_book_zh):
 def test_chinese_build_is_declared_chinese_and_uses_chinese_figures(built_book_zh):
     page = (built_book_zh.html / "book" / "ctc" / "01-alignment.html").read_text(encoding="utf-8")
     assert re.search(r'<html[^>]*lang="zh[-_]CN"', page), "the page does not declare zh-CN"
-    generated = re.findall(r'src="([^"]*_generated[^"]*|[^"]*ctc_[^"]*\.svg)"', page)
-    assert generated and all(".zh_CN." in src for src in generated), generated
+    drawn = re.findall(r'src="[^"]*_images/([\w.-]+\.svg)"', page)  # book/figures' SVGs
+    assert len(drawn) >= 2 and all(name.endswith(".zh_CN.svg") for name in drawn), drawn
 
 
 def test_chinese_notebook_figures_use_a_cjk_font(built_book_zh):

@@ -146,14 +146,42 @@ def configure_edition(app: Sphinx, config) -> None:
         config.html_theme_options["extra_footer"] = text["footer"]
 
 
-class KeepFormulas(SphinxTransform):
-    """Displayed equations read the same in every language: keep them out of the catalogues."""
+class KeepFormulasAndOutputs(SphinxTransform):
+    """Keep out of the catalogues what is not written text: displayed equations (the same in every
+    language) and what the notebooks' code printed or displayed (tables of results, glued values),
+    which changes with every run; the code writes those in the build's language itself
+    (``solutions.language.tr``)."""
 
     default_priority = 10  # before Sphinx's Locale transform (20), which translates the page
 
     def apply(self) -> None:
         for node in self.document.findall(nodes.math_block):
             node["translatable"] = False
+        for output in self.document.findall(_is_output):
+            for node in output.findall(nodes.Element):
+                node["translatable"] = False
+
+
+def keep_pasted_outputs_untranslated(app: Sphinx, config) -> None:
+    """``config-inited``: what ``{glue:md}`` pastes is a notebook's output (its code writes it in
+    the build's language), not text for the catalogues, like the outputs of code cells."""
+    from myst_nb.ext.glue.directives import PasteMarkdownDirective
+
+    class PasteMarkdownOutput(PasteMarkdownDirective):
+        def run(self):
+            pasted = super().run()
+            for node in pasted:
+                for element in node.findall(nodes.Element):
+                    element["translatable"] = False
+            return pasted
+
+    app.add_directive_to_domain("glue", "md", PasteMarkdownOutput, override=True)
+
+
+def _is_output(node) -> bool:
+    return isinstance(node, nodes.container) and (
+        node.get("nb_element") in ("cell_code_output", "mime_bundle")
+        or "cell_output" in node.get("classes", []))
 
 
 class UntranslatedText(SphinxTransform):
@@ -195,10 +223,11 @@ def setup(app: Sphinx) -> dict:
         # Sphinx loaded its own messages (the theme's "Contents", "Search", ...) before any
         # extension ran: load them again for the language just set.
         app._init_i18n()
-    app.add_transform(KeepFormulas)
+    app.add_transform(KeepFormulasAndOutputs)
     app.add_transform(UntranslatedText)
     app.add_js_file("language-switch.js")
     app.connect("html-page-context", add_language_switch)
     app.connect("config-inited", configure_edition)
+    app.connect("config-inited", keep_pasted_outputs_untranslated)
     app.connect("builder-inited", write_archives)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -2,13 +2,17 @@
 
 Each entry of ``FIGURES`` names a function that returns a matplotlib figure and the page that
 shows it; the build writes ``<name>.svg`` into the git-ignored ``book/figures/_generated/``, and
-the page shows it with a ``{figure}`` block that gives its alt text and caption.
+the page shows it with a ``{figure}`` block that gives its alt text and caption. The Chinese
+build (``COURSE_LANGUAGE=zh_CN``) also writes ``<name>.zh_CN.svg``, with every label through
+:func:`solutions.language.tr`; Sphinx shows that file in the translated book
+(``figure_language_filename``, ``{root}.{language}{ext}``).
 
     python -m figures OUT_DIR    # (from book/) write every figure, to look at them
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -18,8 +22,10 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
+from solutions.language import language
+
 from . import beam, cells, convlstm, ctc, rnn
-from .style import RC
+from .style import rc
 
 GENERATED = Path(__file__).resolve().parent / "_generated"
 
@@ -49,10 +55,17 @@ FIGURES = [
 ]
 
 
+def draw(spec: FigureSpec):
+    """The figure of ``spec``, drawn with the fonts of the course's language: a text takes the
+    fonts in effect when it is created."""
+    with plt.rc_context(rc()):
+        return spec.draw()
+
+
 def svg_bytes(figure) -> bytes:
     """``figure`` as SVG with its text as text, the same bytes on every run."""
     buffer = io.BytesIO()
-    with plt.rc_context(RC):
+    with plt.rc_context(rc()):
         figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight",
                        pad_inches=0.05)
     return buffer.getvalue()
@@ -74,15 +87,38 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
+def svg_path(folder: Path, name: str, lang: str) -> Path:
+    """``<name>.svg`` in English, ``<name>.<lang>.svg`` in another language."""
+    return Path(folder) / (f"{name}.svg" if lang == "en" else f"{name}.{lang}.svg")
+
+
+@contextlib.contextmanager
+def course_language(lang: str):
+    """Draw in ``lang`` inside the block, whatever ``COURSE_LANGUAGE`` says outside it."""
+    saved = os.environ.get("COURSE_LANGUAGE")
+    os.environ["COURSE_LANGUAGE"] = lang
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["COURSE_LANGUAGE"]
+        else:
+            os.environ["COURSE_LANGUAGE"] = saved
+
+
 def write_all(folder: Path = GENERATED) -> list[Path]:
-    """Draw every figure into ``folder/<name>.svg``; return the paths that changed."""
+    """Draw every figure into ``folder/<name>.svg`` (English) and, when ``COURSE_LANGUAGE`` asks
+    for another language, into ``folder/<name>.<language>.svg`` too; return the paths that
+    changed."""
     changed = []
-    for spec in FIGURES:
-        figure = spec.draw()
-        try:
-            path = Path(folder) / f"{spec.name}.svg"
-            if write_if_changed(path, svg_bytes(figure)):
-                changed.append(path)
-        finally:
-            plt.close(figure)
+    for lang in dict.fromkeys(("en", language())):
+        with course_language(lang):
+            for spec in FIGURES:
+                figure = draw(spec)
+                try:
+                    path = svg_path(folder, spec.name, lang)
+                    if write_if_changed(path, svg_bytes(figure)):
+                        changed.append(path)
+                finally:
+                    plt.close(figure)
     return changed

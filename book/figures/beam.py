@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from solutions.language import tr
+
 from .style import FONT_MIN_PT, FORBIDDEN, arrow, box, fit, new_figure, strong
 
 # A small network output over (ε, a, b), three frames: chosen so that the beam of width 2 both
@@ -97,7 +99,8 @@ def beam_tree_figure(probs=EXAMPLE_PROBS, symbols=EXAMPLE_SYMBOLS, beam_width: i
                       width=1.1, shrink=1, alpha=1.0 if c.kept else 0.5)
         ax.text(t * dx, 0.75, f"t = {t}", ha="center", va="bottom", fontsize=FONT_MIN_PT)
     ax.text(-0.7, -(height - 0.2) * dy,
-            f"beam width {beam_width}: bold boxes merge several paths; ✗ pruned",
+            tr("beam width {width}: bold boxes merge several paths; ✗ pruned").format(
+                width=beam_width),
             ha="left", va="center", fontsize=FONT_MIN_PT, color=strong("neutral"))
     fit(ax, -0.9, len(frames) * dx + 1.3, -(height - 0.2) * dy - 0.4, 1.2)
     return fig

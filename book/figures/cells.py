@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from solutions.language import tr
+
 from .style import FONT_MIN_PT, FONT_PT, arrow, box, fit, legend_roles, new_figure, op, strong
 
 FAINT = 0.13
@@ -57,8 +59,8 @@ def _stepped_figure(parts, titles, extent, height):
         fit(key, *extent)
         legend_roles(key, ["input", "state"], 1.2, 4.2, dx=3.2)
         legend_roles(key, ["gate", "output"], 1.2, 3.0, dx=3.2)
-        key.text(1.0, 1.8, "⊙ elementwise product", fontsize=FONT_MIN_PT, va="center")
-        key.text(1.0, 0.9, "bold: this step; faint: later", fontsize=FONT_MIN_PT, va="center")
+        key.text(1.0, 1.8, tr("⊙ elementwise product"), fontsize=FONT_MIN_PT, va="center")
+        key.text(1.0, 0.9, tr("bold: this step; faint: later"), fontsize=FONT_MIN_PT, va="center")
     fig.subplots_adjust(wspace=0.06, hspace=0.25)
     return fig
 
@@ -113,9 +115,9 @@ def lstm_parts(symbols=("c_{t-1}", "h_{t-1}", "x_t", "c_t", "h_t")) -> list[Part
 
 
 def lstm_steps_figure():
-    titles = ["1  gates $i_t, f_t, o_t$ (σ)", "2  candidate $g_t$ (tanh)",
-              "3  cell: $f_t \\odot c_{t-1} + i_t \\odot g_t$",
-              "4  output: $h_t = o_t \\odot \\tanh(c_t)$"]
+    titles = [tr("1  gates $i_t, f_t, o_t$ (σ)"), tr("2  candidate $g_t$ (tanh)"),
+              tr("3  cell: $f_t \\odot c_{t-1} + i_t \\odot g_t$"),
+              tr("4  output: $h_t = o_t \\odot \\tanh(c_t)$")]
     return _stepped_figure(lstm_parts(), titles, (-0.3, 10.8, -0.6, 5.6), 4.9)
 
 
@@ -166,6 +168,6 @@ def gru_parts() -> list[Part]:
 
 
 def gru_steps_figure():
-    titles = ["1  gates $r_t, z_t$ (σ)", "2  candidate $n_t$, reset inside",
+    titles = [tr("1  gates $r_t, z_t$ (σ)"), tr("2  candidate $n_t$, reset inside"),
               "3  $h_t = (1 - z_t) \\odot n_t + z_t \\odot h_{t-1}$"]
     return _stepped_figure(gru_parts(), titles, (-0.3, 10.8, -0.9, 5.6), 5.0)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from matplotlib.patches import Rectangle
 
+from solutions.language import tr
+
 from .cells import Part, _render
 from .style import FONT_MIN_PT, FORBIDDEN, arrow, fit, new_figure, strong, tint
 
@@ -56,7 +58,7 @@ def convlstm_cell_figure():
             ha="right", va="center")
     ax.text(7.3, 4.45, "⊙ $W_{co}$", fontsize=FONT_MIN_PT, color=strong("gate"),
             ha="left", va="center")
-    ax.text(4.75, -0.7, "dashed: peepholes, elementwise (⊙) with the cell state", ha="center",
+    ax.text(4.75, -0.7, tr("dashed: peepholes, elementwise (⊙) with the cell state"), ha="center",
             va="center", fontsize=FONT_MIN_PT, color=strong("gate"))
     fit(ax, -0.9, 11.3, -1.0, 5.6)
     return fig
@@ -87,11 +89,11 @@ def receptive_field_figure(v: int = 2, kernels=(3, 5), n: int = 11):
         _strip(ax, 0.0, n, "$H_t$", "state", marked={new})
         arrow(ax, (new + 0.5, 1.0), (new + 0.5, 1.52), role="input", shrink=0)
         sees = r >= v
-        verdict = "✓ sees where the object was" if sees else "✗ cannot see where it was"
+        verdict = tr("✓ sees where the object was") if sees else tr("✗ cannot see where it was")
         ax.text(n + 0.4, 1.3, f"κ = {kernel}, r = {r}\nv = {v}: {verdict}", ha="left",
                 va="center", fontsize=FONT_MIN_PT,
                 color=strong("state") if sees else FORBIDDEN)
         fit(ax, -1.8, n + 7.2, -0.3, 2.9)
-    axes[0, 0].set_title(f"object moving v = {v} px per frame; window of the κ × κ kernel "
-                         "(one row)", fontsize=FONT_MIN_PT, loc="left")
+    axes[0, 0].set_title(tr("object moving v = {v} px per frame; window of the κ × κ kernel "
+                            "(one row)").format(v=v), fontsize=FONT_MIN_PT, loc="left")
     return fig

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from matplotlib.patches import Circle
 
+from solutions.language import tr
+
 from .style import FONT_MIN_PT, FONT_PT, FORBIDDEN, arrow, box, fit, new_figure, strong, tint
 
 BLANK = "ε"
@@ -154,9 +156,12 @@ def lattice_figure(labels: str = "abb", T: int = 6):
     ax.text(0.35, -0.35, "t", ha="right", va="bottom", fontsize=FONT_MIN_PT, style="italic")
     ax.text(-0.35, -0.35, "l′", ha="center", va="bottom", fontsize=FONT_MIN_PT,
             fontweight="bold")
-    ax.text(-0.35, -(S + 1.05), f"l = {labels},  T = {T}:  {lat.count} valid paths",
+    ax.text(-0.35, -(S + 1.05),
+            tr("l = {labels},  T = {T}:  {count} valid paths").format(labels=labels, T=T,
+                                                                       count=lat.count),
             ha="left", va="center", fontsize=FONT_MIN_PT)
-    ax.text(-0.35, -(S + 1.65), "✗ = skip forbidden between equal labels (B would merge them)",
+    ax.text(-0.35, -(S + 1.65),
+            tr("✗ = skip forbidden between equal labels (B would merge them)"),
             ha="left", va="center", fontsize=FONT_MIN_PT, color=FORBIDDEN)
     fit(ax, -0.9, T + 0.5, -(S + 2.0), 0.0)
     return fig
@@ -183,7 +188,8 @@ def valid_paths_figure(labels: str = "ab", T: int = 3):
         ax.text((T + 1) / 2, -(S + 0.9), f"π = {' '.join(symbols)}", ha="center", va="center",
                 fontsize=FONT_MIN_PT)
         fit(ax, -0.1, T + 0.6, -(S + 1.3), -0.4)
-    fig.suptitle(f"The {len(paths)} paths of length T = {T} with B(π) = {labels}",
+    fig.suptitle(tr("The {n} paths of length T = {T} with B(π) = {labels}").format(
+        n=len(paths), T=T, labels=labels),
                  fontsize=FONT_MIN_PT + 1)
     return fig
 
@@ -217,7 +223,7 @@ def hello_alignment_figure(path=HELLO_PATH):
         box(ax, centre, -1.5, symbol, role=role, width=width, height=0.7)
         for t in range(first, last + 1):
             arrow(ax, (t, -0.42), (centre, -1.13), role="neutral", width=1.0, shrink=1)
-    ax.text(0.3, -1.5, "merge\nrepeats", ha="right", va="center", fontsize=FONT_MIN_PT)
+    ax.text(0.3, -1.5, tr("merge\nrepeats"), ha="right", va="center", fontsize=FONT_MIN_PT)
     kept = [(i, (first + last) / 2, symbol)
             for i, (first, last, symbol) in enumerate(runs) if symbol != BLANK]
     n = len(kept)
@@ -225,7 +231,7 @@ def hello_alignment_figure(path=HELLO_PATH):
         x = (T + 1) / 2 + (j - (n - 1) / 2) * 1.0
         box(ax, x, -3.0, symbol, role="output", width=width, height=0.7)
         arrow(ax, (centre, -1.86), (x, -2.63), role="neutral", width=1.0, shrink=1)
-    ax.text(0.3, -3.0, "drop ε", ha="right", va="center", fontsize=FONT_MIN_PT)
+    ax.text(0.3, -3.0, tr("drop ε"), ha="right", va="center", fontsize=FONT_MIN_PT)
     ax.text((T + 1) / 2, -3.75, f"B(π) = {collapsed}", ha="center", va="center",
             fontsize=FONT_PT, fontweight="bold")
     fit(ax, -1.2, T + 0.6, -4.0, 1.1)
@@ -265,12 +271,16 @@ def alpha_beta_figure(labels: str = "cat", T: int = 6, node=(3, 4)):
     for t in range(1, T + 1):
         ax.text(t, -0.35, f"{t}", ha="center", va="bottom", fontsize=FONT_MIN_PT)
     ax.text(0.35, -0.35, "t", ha="right", va="bottom", fontsize=FONT_MIN_PT, style="italic")
-    ax.text(-0.35, -(S + 1.0), rf"$\alpha_{t0}({s0})$: prefixes, flowing right →", ha="left",
-            va="center", fontsize=FONT_MIN_PT, color=strong("input"), fontweight="bold")
-    ax.text(-0.35, -(S + 1.6), rf"$\beta_{t0}({s0})$: suffixes, flowing left ←", ha="left",
-            va="center", fontsize=FONT_MIN_PT, color=strong("output"), fontweight="bold")
-    ax.text(-0.35, -(S + 2.2), f"paths through ({t0}, {s0}):  "
-            rf"$\alpha_{t0}({s0})\,\beta_{t0}({s0})\,/\,y^{{{t0}}}_{{{lat.ext[s0 - 1]}}}$",
+    ax.text(-0.35, -(S + 1.0),
+            tr(r"$\alpha_{t}({s})$: prefixes, flowing right →").format(t=t0, s=s0),
+            ha="left", va="center", fontsize=FONT_MIN_PT, color=strong("input"),
+            fontweight="bold")
+    ax.text(-0.35, -(S + 1.6),
+            tr(r"$\beta_{t}({s})$: suffixes, flowing left ←").format(t=t0, s=s0),
+            ha="left", va="center", fontsize=FONT_MIN_PT, color=strong("output"),
+            fontweight="bold")
+    ax.text(-0.35, -(S + 2.2), tr("paths through ({t}, {s}):  ").format(t=t0, s=s0)
+            + rf"$\alpha_{t0}({s0})\,\beta_{t0}({s0})\,/\,y^{{{t0}}}_{{{lat.ext[s0 - 1]}}}$",
             ha="left", va="center", fontsize=FONT_MIN_PT)
     fit(ax, -0.9, T + 0.5, -(S + 2.5), 0.0)
     return fig

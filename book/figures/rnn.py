@@ -7,6 +7,8 @@ losses at the top (purple, red); ``t`` counts from 1.
 
 from __future__ import annotations
 
+from solutions.language import tr
+
 from .style import FONT_MIN_PT, FONT_PT, arrow, box, fit, new_figure, strong
 
 XY, HY, YY = 0.0, 1.4, 2.8  # heights of the input, state and output rows
@@ -50,7 +52,8 @@ def folded_unrolled_figure(T: int = 3):
               shrink=1, width=1.8)
         ax.text((previous + x) / 2 + (0.1 if t > 1 else 0.05), HY + 0.42, "$W_h$",
                 ha="center", va="center", color=strong("state"), fontsize=FONT_MIN_PT)
-    ax.text(x0 + (T - 1) * dx / 2, -0.75, "one $W_x$, one $W_h$, one $b$: the same at every step",
+    ax.text(x0 + (T - 1) * dx / 2, -0.75,
+            tr("one $W_x$, one $W_h$, one $b$: the same at every step"),
             ha="center", va="center", fontsize=FONT_MIN_PT)
     fit(ax, -0.6, x0 + (T - 1) * dx + 0.6, -1.0, YY + 0.45)
     return fig
@@ -76,13 +79,13 @@ def _layout(ax, title, n_in, out_at, n_steps, decoder_from=None):
 def layouts_figure():
     """Many-to-one, many-to-many (equal and unequal lengths), encoder-decoder."""
     fig, axes = new_figure(6.4, 4.6, ncols=2, nrows=2)
-    _layout(axes[0, 0], "many to one", 5, {5}, 5)
-    _layout(axes[0, 1], "many to many, equal lengths", 5, {1, 2, 3, 4, 5}, 5)
-    _layout(axes[1, 0], "unequal: 5 in, 3 out (CTC)", 5, {2, 4, 5}, 5)
-    _layout(axes[1, 1], "encoder-decoder", 3, {4, 5, 6}, 6, decoder_from=4)
-    axes[1, 1].text(2.2 * 1.1 / 2 + 0.0, -0.45, "encoder", ha="center", va="top",
+    _layout(axes[0, 0], tr("many to one"), 5, {5}, 5)
+    _layout(axes[0, 1], tr("many to many, equal lengths"), 5, {1, 2, 3, 4, 5}, 5)
+    _layout(axes[1, 0], tr("unequal: 5 in, 3 out (CTC)"), 5, {2, 4, 5}, 5)
+    _layout(axes[1, 1], tr("encoder-decoder"), 3, {4, 5, 6}, 6, decoder_from=4)
+    axes[1, 1].text(2.2 * 1.1 / 2 + 0.0, -0.45, tr("encoder"), ha="center", va="top",
                     fontsize=FONT_MIN_PT, color=strong("state"))
-    axes[1, 1].text(4 * 1.1, -0.45, "decoder", ha="center", va="top", fontsize=FONT_MIN_PT,
+    axes[1, 1].text(4 * 1.1, -0.45, tr("decoder"), ha="center", va="top", fontsize=FONT_MIN_PT,
                     color=strong("output"))
     fig.subplots_adjust(hspace=0.35, wspace=0.1)
     return fig
@@ -109,13 +112,13 @@ def bidirectional_figure(T: int = 4):
             arrow(ax, (x - 1.5 + 0.45, yf), (x - 0.45, yf), role="state", shrink=1, width=1.8)
             arrow(ax, (x - 0.45, yb), (x - 1.5 + 0.45, yb), role="state", shrink=1, width=1.8)
     right = (T - 1) * 1.5
-    ax.text(right + 0.65, yf, "forward →", ha="left", va="center", fontsize=FONT_MIN_PT,
+    ax.text(right + 0.65, yf, tr("forward →"), ha="left", va="center", fontsize=FONT_MIN_PT,
             color=strong("state"))
-    ax.text(right + 0.65, yb, "← backward", ha="left", va="center", fontsize=FONT_MIN_PT,
+    ax.text(right + 0.65, yb, tr("← backward"), ha="left", va="center", fontsize=FONT_MIN_PT,
             color=strong("state"))
-    ax.text(right / 2, -0.75, "$y_t$ reads $[\\overrightarrow{h}_t, \\overleftarrow{h}_t]$: "
-            "the past and the future of step $t$", ha="center", va="center",
-            fontsize=FONT_MIN_PT)
+    ax.text(right / 2, -0.75, tr("$y_t$ reads $[\\overrightarrow{h}_t, \\overleftarrow{h}_t]$: "
+                                 "the past and the future of step $t$"),
+            ha="center", va="center", fontsize=FONT_MIN_PT)
     fit(ax, -1.0, right + 2.3, -1.0, yy + 0.45)
     return fig
 
@@ -154,8 +157,8 @@ def bptt_figure(T: int = 4, loss_at: int = 3):
         ax.text(x - 0.62, HY + 0.85, f"$\\partial L_{{{k}}}/\\partial h_{{{t}}}$", ha="center",
                 va="center", color=grad, fontsize=FONT_MIN_PT)
     ax.text((T - 1) * 1.7 / 2 - 0.6, -0.8,
-            f"$\\partial L_{{{k}}}/\\partial W_h$ sums one term per step "
-            f"$t \\leq {k}$; steps after {k} get nothing from $L_{{{k}}}$",
+            tr("$\\partial L_{{{k}}}/\\partial W_h$ sums one term per step "
+               "$t \\leq {k}$; steps after {k} get nothing from $L_{{{k}}}$").format(k=k),
             ha="center", va="center", fontsize=FONT_MIN_PT, color=grad)
     fit(ax, -1.8, (T - 1) * 1.7 + 0.6, -1.1, ly + 0.4)
     return fig

@@ -15,6 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch
 
+from solutions.language import font_families, tr
+
 ROLE_COLOURS = {  # role -> (strong, tint)
     "input": ("#0072B2", "#D6E9F5"),
     "state": ("#009E73", "#D3F0E6"),
@@ -34,13 +36,18 @@ FONT_MIN_PT = 11
 RC = {
     "svg.fonttype": "none",  # text stays text: searchable, selectable, translatable
     "svg.hashsalt": "sequence-models-course",  # stable ids, so a rebuild writes the same file
-    "font.family": "sans-serif",
-    "font.sans-serif": ["DejaVu Sans"],
     "mathtext.fontset": "dejavusans",
     "font.size": FONT_PT,
     "axes.titlesize": FONT_PT,
     "axes.titleweight": "bold",
 }
+
+
+def rc() -> dict:
+    """RC with the fonts of the course's language (``COURSE_LANGUAGE``): DejaVu Sans in English;
+    in Chinese a CJK font, with DejaVu Sans for the glyphs it lacks."""
+    families = font_families()
+    return {**RC, "font.family": families, "font.sans-serif": families}
 
 
 def strong(role: str) -> str:
@@ -58,7 +65,7 @@ def new_figure(width: float, height: float, ncols: int = 1, nrows: int = 1, **kw
     """
     if width > MAX_WIDTH_IN:
         width, height = MAX_WIDTH_IN, height * MAX_WIDTH_IN / width
-    with plt.rc_context(RC):
+    with plt.rc_context(rc()):
         fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, **kwargs)
     for ax in axes.flat:
         ax.set_axis_off()
@@ -109,8 +116,16 @@ def fit(ax, xmin, xmax, ymin, ymax):
     ax.set_ylim(ymin, ymax)
 
 
+def role_name(role: str) -> str:
+    """The name of ``role`` in a figure's key, in the course's language."""
+    names = {"input": tr("input"), "state": tr("state"), "gate": tr("gate"),
+             "output": tr("output")}
+    return names[role]
+
+
 def legend_roles(ax, roles, x, y, dx=1.6, fontsize=FONT_MIN_PT):
     """A one-line key of the role colours, starting at (x, y)."""
     for i, role in enumerate(roles):
         box(ax, x + i * dx, y, "", role=role, width=0.3, height=0.25)
-        ax.text(x + i * dx + 0.22, y, role, ha="left", va="center", fontsize=fontsize)
+        ax.text(x + i * dx + 0.22, y, role_name(role), ha="left", va="center",
+                fontsize=fontsize)

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions.data.adding import BASELINE_MSE, adding_batch
+from solutions.language import tr
 from solutions.train import common
 from solutions.train.common import BaseConfig, knob
 
@@ -159,14 +160,14 @@ def plot_learning_curves(metrics: list[dict], seq_len: int):
         eval_rows = [r for r in metrics if r["model"] == cell and r.get("eval")]
         color = f"C{i}"
         ax.plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows], color=color,
-                lw=1, alpha=0.8, label=f"{cell.upper()} (training)")
+                lw=1, alpha=0.8, label=tr("{model} (training)").format(model=cell.upper()))
         ax.plot([r["step"] for r in eval_rows], [r["mse"] for r in eval_rows], "o", color=color,
-                ms=4, label=f"{cell.upper()} (held-out)")
-    ax.axhline(BASELINE_MSE, color="gray", ls="--", lw=1, label="predict the mean (1/6)")
+                ms=4, label=tr("{model} (held-out)").format(model=cell.upper()))
+    ax.axhline(BASELINE_MSE, color="gray", ls="--", lw=1, label=tr("predict the mean (1/6)"))
     ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("mean squared error")
-    ax.set_title(f"Adding problem, T = {seq_len}")
+    ax.set_xlabel(tr("step"))
+    ax.set_ylabel(tr("mean squared error"))
+    ax.set_title(tr("Adding problem, T = {T}").format(T=seq_len))
     ax.legend(fontsize=8)
     return fig
 

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions.data import text as textdata
+from solutions.language import tr
 from solutions.train import common
 from solutions.train.adding import recurrent_layer
 from solutions.train.common import BaseConfig, knob
@@ -225,12 +226,13 @@ def plot_perplexity(metrics: list[dict], baselines: dict):
     for i, name in enumerate(dict.fromkeys(r["model"] for r in metrics)):
         rows = [r for r in metrics if r["model"] == name and r.get("eval")]
         ax.plot([r["step"] for r in rows], [r["ppl"] for r in rows], "o-", color=f"C{i}",
-                ms=4, label=name.upper().replace("_RESET", " (state reset in training)"))
+                ms=4, label=name.upper().replace("_RESET", tr(" (state reset in training)")))
     for (name, value), style in zip(baselines.items(), (":", "--"), strict=True):
-        ax.axhline(value, color="gray", ls=style, lw=1, label=f"{name} baseline ({value:.1f})")
+        ax.axhline(value, color="gray", ls=style, lw=1,
+                   label=tr("{name} baseline ({value:.1f})").format(name=name, value=value))
     ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("held-out perplexity (per character)")
-    ax.set_title("Character language model on the book's prose")
+    ax.set_xlabel(tr("step"))
+    ax.set_ylabel(tr("held-out perplexity (per character)"))
+    ax.set_title(tr("Character language model on the book's prose"))
     ax.legend(fontsize=8)
     return fig

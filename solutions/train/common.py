@@ -40,6 +40,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from solutions.language import tr
+
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 COMMAND = {"line": None}  # the command line, set by ``python -m solutions.train``, for meta.json
@@ -774,5 +776,5 @@ def plot_training_loss(ax, metrics: list[dict], ylabel: str) -> None:
     rows = [r for r in metrics if not r.get("eval")]
     ax.plot([r["step"] for r in rows], [r["loss"] for r in rows], lw=1)
     ax.set_yscale("log")
-    ax.set_xlabel("step")
+    ax.set_xlabel(tr("step"))
     ax.set_ylabel(ylabel)

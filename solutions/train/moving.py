@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from solutions.convlstm import EncoderForecaster
 from solutions.data.moving_digits import MovingMNISTFile, moving_digits_batch
 from solutions.fc_lstm import FCLSTM
+from solutions.language import tr
 from solutions.train import common
 from solutions.train.common import BaseConfig, knob
 
@@ -225,9 +226,9 @@ def plot_learning_curves(metrics: list[dict]):
                 label=name)
         ax.plot([r["step"] for r in evals], [r["bce"] for r in evals], "o", color=f"C{i}")
     ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy per sequence")
-    ax.set_title("moving digits: training (lines), held-out (dots)")
+    ax.set_xlabel(tr("step"))
+    ax.set_ylabel(tr("cross-entropy per sequence"))
+    ax.set_title(tr("moving digits: training (lines), held-out (dots)"))
     ax.legend(fontsize=8)
     return fig
 
@@ -236,7 +237,7 @@ def plot_learning_curves(metrics: list[dict]):
 def plot_predictions(models: dict, seqs: torch.Tensor, input_frames: int, device):
     """One held-out sequence: input, ground truth, and each model's predicted frames."""
     past, future = seqs[:, :input_frames], seqs[:, input_frames:]
-    rows = [("input", past[0]), ("truth", future[0])]
+    rows = [(tr("input"), past[0]), (tr("truth"), future[0])]
     for name, model in models.items():
         model.eval()
         rows.append((name, torch.sigmoid(model(past.to(device)).float()).cpu()[0]))

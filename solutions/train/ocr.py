@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from solutions.crnn import CRNN
 from solutions.data.ocr import BLANK, NUM_CLASSES, OCRStyle, labels_to_string, ocr_batch
+from solutions.language import tr
 from solutions.train import common
 from solutions.train.common import BaseConfig, knob
 
@@ -198,14 +199,14 @@ def plot_learning_curves(metrics: list[dict]):
     """CTC loss (left) and held-out sequence accuracy and CER (right) against the step."""
     fig = common.new_figure(9, 3.5)
     ax_loss, ax_acc = fig.subplots(1, 2)
-    common.plot_training_loss(ax_loss, metrics, "CTC loss (per target label)")
+    common.plot_training_loss(ax_loss, metrics, tr("CTC loss (per target label)"))
     evals = [r for r in metrics if r.get("eval")]
     steps = [r["step"] for r in evals]
-    ax_acc.plot(steps, [r["seq_acc_greedy"] for r in evals], "o-", label="sequence accuracy")
-    ax_acc.plot(steps, [r["cer_greedy"] for r in evals], "s-", label="character error rate")
+    ax_acc.plot(steps, [r["seq_acc_greedy"] for r in evals], "o-", label=tr("sequence accuracy"))
+    ax_acc.plot(steps, [r["cer_greedy"] for r in evals], "s-", label=tr("character error rate"))
     ax_acc.set_ylim(0, 1)
-    ax_acc.set_xlabel("step")
-    ax_acc.set_title("held-out fonts, greedy decoding")
+    ax_acc.set_xlabel(tr("step"))
+    ax_acc.set_title(tr("held-out fonts, greedy decoding"))
     ax_acc.legend(fontsize=8)
     return fig
 

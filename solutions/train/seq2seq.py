@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions.data import numerals
+from solutions.language import tr
 from solutions.train import common
 from solutions.train.adding import recurrent_layer
 from solutions.train.common import BaseConfig, knob
@@ -334,15 +335,16 @@ def plot_learning_curves(metrics: list[dict], directions):
     """Training loss (left) and greedy exact match of the held-out sets (right)."""
     fig = common.new_figure(9, 3.5)
     ax_loss, ax_acc = fig.subplots(1, 2)
-    common.plot_training_loss(ax_loss, metrics, "cross-entropy per target character")
+    common.plot_training_loss(ax_loss, metrics, tr("cross-entropy per target character"))
     evals = [r for r in metrics if r.get("eval")]
     for i, d in enumerate(directions):
-        for name, style in (("in_range", "o-"), ("longer", "s--")):
+        for name, label, style in (("in_range", tr("in range"), "o-"),
+                                   ("longer", tr("longer"), "s--")):
             ax_acc.plot([r["step"] for r in evals], [r[f"{d}/{name}/exact_greedy"] for r in evals],
-                        style, color=f"C{i}", label=f"{d}, {name.replace('_', ' ')}")
+                        style, color=f"C{i}", label=f"{d}, {label}")
     ax_acc.set_ylim(0, 1)
-    ax_acc.set_xlabel("step")
-    ax_acc.set_title("held-out exact match, greedy decoding")
+    ax_acc.set_xlabel(tr("step"))
+    ax_acc.set_title(tr("held-out exact match, greedy decoding"))
     ax_acc.legend(fontsize=8)
     return fig
 
@@ -355,10 +357,10 @@ def plot_accuracy_by_length(final: dict, max_digits: int):
         by_length = final[direction]["exact_by_digits"]
         ax.plot([int(k) for k in by_length], list(by_length.values()), "o-", color=f"C{i}",
                 label=direction)
-    ax.axvspan(0.5, max_digits + 0.5, color="gray", alpha=0.15, label="trained lengths")
+    ax.axvspan(0.5, max_digits + 0.5, color="gray", alpha=0.15, label=tr("trained lengths"))
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("digits of the number")
-    ax.set_ylabel("exact match (held-out)")
-    ax.set_title("What the encoder's fixed-size state carries")
+    ax.set_xlabel(tr("digits of the number"))
+    ax.set_ylabel(tr("exact match (held-out)"))
+    ax.set_title(tr("What the encoder's fixed-size state carries"))
     ax.legend(fontsize=8)
     return fig
