@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import string
 import sys
@@ -36,8 +37,8 @@ SVG_TEXT = "{http://www.w3.org/2000/svg}text"
 # matplotlib's complaints about a character that the font lacks: a warning for plain text, a log
 # record for the text around $...$ (mathtext)
 MISSING_GLYPH = re.compile(r"missing from font|does not have a glyph")
-# English term -> its Chinese term in the Chinese glossary (the term the Chinese edition's text uses,
-# locales/zh_CN/LC_MESSAGES/book/glossary.po): a label with the term uses the term
+# English term -> its Chinese term in the Chinese glossary (the term the Chinese edition's text
+# uses, locales/zh_CN/LC_MESSAGES/book/glossary.po): a label with the term uses the term
 GLOSSARY_TERMS = {
     "gradient": "梯度",
     "loss": "损失",
@@ -65,11 +66,22 @@ def clear_language_caches():
     language.cjk_font.cache_clear()
 
 
+def require_cjk_font() -> None:
+    """Skip where no CJK font is installed (README: fonts-noto-cjk), unless REQUIRE_CJK_FONT=1."""
+    try:
+        language.cjk_font()
+    except RuntimeError as error:
+        if os.environ.get("REQUIRE_CJK_FONT") == "1":
+            pytest.fail(f"{error}; REQUIRE_CJK_FONT=1 makes this a failure")
+        pytest.skip(str(error))
+
+
 @pytest.fixture
 def chinese(monkeypatch):
     """COURSE_LANGUAGE=zh_CN for one test; matplotlib's settings are restored after it."""
     monkeypatch.setenv("COURSE_LANGUAGE", "zh_CN")
     clear_language_caches()
+    require_cjk_font()
     with matplotlib.rc_context():
         yield
     clear_language_caches()
@@ -159,6 +171,17 @@ def test_tr_translates_a_label_in_chinese(chinese):
 def test_tr_names_the_catalogue_for_an_unknown_label_in_chinese(chinese):
     with pytest.raises(KeyError, match=re.escape(str(CATALOGUE))):
         tr("no such label, anywhere")
+
+
+def test_without_a_cjk_font_chinese_labels_stop_with_the_install_hint(monkeypatch):
+    monkeypatch.setenv("COURSE_LANGUAGE", "zh_CN")
+    monkeypatch.setattr(language, "CJK_FONTS", ("No Such CJK Font",))
+    clear_language_caches()
+    try:
+        with pytest.raises(RuntimeError, match="fonts-noto-cjk"):
+            language.tr("time step")
+    finally:
+        clear_language_caches()
 
 
 def test_an_unknown_language_is_an_error_naming_course_language(monkeypatch):

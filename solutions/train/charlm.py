@@ -227,9 +227,10 @@ def plot_perplexity(metrics: list[dict], baselines: dict):
         rows = [r for r in metrics if r["model"] == name and r.get("eval")]
         ax.plot([r["step"] for r in rows], [r["ppl"] for r in rows], "o-", color=f"C{i}",
                 ms=4, label=name.upper().replace("_RESET", tr(" (state reset in training)")))
+    labels = {"unigram": tr("unigram baseline ({value:.1f})"),
+              "bigram": tr("bigram baseline ({value:.1f})")}
     for (name, value), style in zip(baselines.items(), (":", "--"), strict=True):
-        ax.axhline(value, color="gray", ls=style, lw=1,
-                   label=tr("{name} baseline ({value:.1f})").format(name=name, value=value))
+        ax.axhline(value, color="gray", ls=style, lw=1, label=labels[name].format(value=value))
     ax.set_yscale("log")
     ax.set_xlabel(tr("step"))
     ax.set_ylabel(tr("held-out perplexity (per character)"))
