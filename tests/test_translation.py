@@ -265,7 +265,8 @@ def wait_for_math(driver, timeout: float = 30.0) -> int:
     return driver.execute_script("return document.querySelectorAll('mjx-container').length")
 
 
-@pytest.mark.parametrize("page", ["book/rnn/02-bptt.html", "book/ctc/index.html", "intro.html"])
+@pytest.mark.parametrize(
+    "page", ["book/rnn/02-bptt.html", "book/ctc/index.html", "book/intro.html"])
 def test_language_switch_goes_to_the_same_page_and_back(site_browser, page):
     from selenium.webdriver.common.by import By
 

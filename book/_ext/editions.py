@@ -31,6 +31,7 @@ from io import BytesIO
 from pathlib import Path
 
 from docutils import nodes
+from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.transforms import SphinxTransform
 from sphinx.util import logging
@@ -163,11 +164,17 @@ class KeepFormulasAndOutputs(SphinxTransform):
 
 
 def keep_pasted_outputs_untranslated(app: Sphinx, config) -> None:
-    """``config-inited``: what ``{glue:md}`` pastes is a notebook's output (its code writes it in
-    the build's language), not text for the catalogues, like the outputs of code cells."""
-    from myst_nb.ext.glue.directives import PasteMarkdownDirective
+    """``config-inited``: what ``{glue:md}`` and ``{glue:figure}`` paste is a notebook's output
+    (its code writes it in the build's language), not text for the catalogues, like the outputs
+    of code cells."""
+    from myst_nb.ext.glue.directives import PasteFigureDirective, PasteMarkdownDirective
 
-    class PasteMarkdownOutput(PasteMarkdownDirective):
+    for name, directive in (("md", PasteMarkdownDirective), ("figure", PasteFigureDirective)):
+        app.add_directive_to_domain("glue", name, _untranslated(directive), override=True)
+
+
+def _untranslated(directive):
+    class PastedOutput(directive):
         def run(self):
             pasted = super().run()
             for node in pasted:
@@ -175,13 +182,79 @@ def keep_pasted_outputs_untranslated(app: Sphinx, config) -> None:
                     element["translatable"] = False
             return pasted
 
-    app.add_directive_to_domain("glue", "md", PasteMarkdownOutput, override=True)
+    return PastedOutput
+
+
+# The notebook renderer (which holds the glued values) of each page read so far, by source path.
+_GLUE_RENDERERS: dict[str, object] = {}
+
+
+def translate_theme(app: Sphinx) -> None:
+    """Load the themes' own messages ("Contents", "Download this page", ...) for the language
+    just set: the themes registered their catalogues while the language was still English."""
+    import pydata_sphinx_theme
+    import sphinx_book_theme
+
+    app.add_message_catalog("sphinx", Path(pydata_sphinx_theme.__file__).parent / "locale")
+    app.add_message_catalog(
+        sphinx_book_theme.MESSAGE_CATALOG_NAME,
+        os.path.join(sphinx_book_theme.get_html_theme_path(), "static", "locales"))
+
+
+def find_glued_values_of_translations() -> None:
+    """Let myst-nb's glue roles and directives, in a translated paragraph, read the glued values
+    of the page it belongs to: Sphinx parses each translation as a small document of its own
+    (source ``<page>:<line>:<translated>``), without the page's values."""
+    from myst_nb.ext.glue import directives, roles, utils
+
+    original = utils.retrieve_glue_data
+
+    def retrieve_glue_data(document, key):
+        source = str(document.get("source", ""))
+        try:
+            found = original(document, key)
+        except utils.RetrievalError:
+            renderer = _GLUE_RENDERERS.get(source.rsplit(":", 2)[0])
+            if not source.endswith(":<translated>") or renderer is None:
+                raise
+            return original({"nb_renderer": renderer}, key)  # reads only document["nb_renderer"]
+        # The page's own roles come first (its English text is parsed before any translation).
+        _GLUE_RENDERERS[source] = found.nb_renderer
+        return found
+
+    for module in (utils, roles, directives):
+        if getattr(module, "retrieve_glue_data", None) is original:
+            module.retrieve_glue_data = retrieve_glue_data
 
 
 def _is_output(node) -> bool:
     return isinstance(node, nodes.container) and (
         node.get("nb_element") in ("cell_code_output", "mime_bundle")
         or "cell_output" in node.get("classes", []))
+
+
+class TranslateInsertedToctrees(SphinxTransform):
+    """Translate the captions of the toctrees that sphinx-external-toc inserts from _toc.yml (its
+    transform runs after Sphinx's Locale transform, so Sphinx never sees them)."""
+
+    default_priority = 150  # after sphinx-external-toc's InsertToctrees (100)
+
+    def apply(self) -> None:
+        if (self.config.language or "en") == "en":
+            return
+        from sphinx.locale import init as init_locale
+        from sphinx.util.i18n import docname_to_domain
+
+        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
+        folders = [os.path.join(self.env.srcdir, d) for d in self.config.locale_dirs]
+        catalogue, found = init_locale(folders, self.config.language, domain)
+        if not found:
+            return
+        for toctree in self.document.findall(addnodes.toctree):
+            caption = toctree.get("caption")
+            if caption and catalogue.gettext(caption) != caption:
+                toctree["rawcaption"] = caption
+                toctree["caption"] = catalogue.gettext(caption)
 
 
 class UntranslatedText(SphinxTransform):
@@ -197,8 +270,13 @@ class UntranslatedText(SphinxTransform):
         from sphinx.util.nodes import extract_messages
 
         for node, message in extract_messages(self.document):
-            # An image's alt text is translated in place, without the "translated" mark.
-            if node.get("translated") or _CJK.search(message) or not _has_words(message):
+            # An image's alt text is translated in place, without the "translated" mark; a
+            # toctree's caption and entries too.
+            if (node.get("translated") or node.get("translatable") is False
+                    or _CJK.search(message) or not _has_words(message)):
+                continue
+            if isinstance(node, addnodes.toctree) and message != node.get("caption") and all(
+                    title != message for title, _ in node.get("entries", [])):
                 continue
             logger.warning(f"untranslated text ({self.config.language}): {message[:120]!r}",
                            location=node, type="i18n", subtype="untranslated")
@@ -223,7 +301,10 @@ def setup(app: Sphinx) -> dict:
         # Sphinx loaded its own messages (the theme's "Contents", "Search", ...) before any
         # extension ran: load them again for the language just set.
         app._init_i18n()
+        translate_theme(app)
+        find_glued_values_of_translations()
     app.add_transform(KeepFormulasAndOutputs)
+    app.add_transform(TranslateInsertedToctrees)
     app.add_transform(UntranslatedText)
     app.add_js_file("language-switch.js")
     app.connect("html-page-context", add_language_switch)
