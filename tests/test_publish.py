@@ -96,8 +96,7 @@ def test_the_published_url_and_the_repository_are_configured_in_one_place():
     for path in [ROOT / "README.md", *WORKFLOWS, ROOT / "Makefile",
                  *(ROOT / "book").rglob("*.md"), *(ROOT / "book" / "_ext").glob("*.py")]:
         text = path.read_text(encoding="utf-8")
-        if "github.io" in text.replace("{owner}.github.io", "") or (
-                repository in text and path.name != "_config.yml"):
+        if re.search(r"https://[a-z0-9-]+\.github\.io", text) or repository in text:
             hardcoded.append(str(path.relative_to(ROOT)))
     assert not hardcoded, f"the site's URL or the repository is written in {hardcoded}"
     assert "jupyterhub_url" not in config.get("launch_buttons", {}), "a placeholder JupyterHub"
