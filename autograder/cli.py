@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 
+from autograder.assignments import ASSIGNMENTS
 from autograder.exports import (
     FORMATS,
     ExportError,
@@ -24,7 +25,8 @@ from autograder.pipeline import (
     summary,
 )
 
-ASSIGNMENT_IDS = ("rnn", "lstm_gru", "convlstm", "ctc")
+# The registry's ids (a live view, in the book's order): the choices of every ID argument.
+ASSIGNMENT_IDS = ASSIGNMENTS
 
 
 def _positive_int(text: str) -> int:
@@ -84,8 +86,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 def _settings(args: argparse.Namespace) -> Settings:
     settings = Settings(course_dir=getattr(args, "course_dir", DEFAULT_COURSE_DIR),
                         db_url=getattr(args, "db", None), source_dir=args.source_dir)
-    for name in ("jobs", "timeout", "memory_mb", "max_output_kb", "force", "keep_jobs",
-                 "unsandboxed"):
+    for name in ("jobs", "scheduler", "timeout", "memory_mb", "max_output_kb", "force",
+                 "keep_jobs", "unsandboxed"):
         if hasattr(args, name):
             setattr(settings, name, getattr(args, name))
     if hasattr(args, "no_progress"):
@@ -121,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grade every submission again, even unchanged ones")
     p.add_argument("--output", "-o", metavar="CSV",
                    help="where to write the grades (default: COURSE_DIR/grades-<id>.csv)")
+    p.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="grade on a running Dask cluster, e.g. tcp://HOST:8786 (started with 'dask "
+             "scheduler' and 'dask worker', every worker with this grader and bubblewrap; "
+             "the workers' threads then decide how many jobs run at once, not --jobs); "
+             "default: an in-process cluster of --jobs threads on this machine")
     _course_options(p)
     _run_options(p)
 
@@ -174,11 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _grade(args) -> int:
+    from autograder.engine import EngineUnavailable
+
     grader = Grader(_settings(args))
     try:
         outcome = grader.grade(args.id, args.submissions)
         if args.output:
             outcome.csv_path = grader.export(args.id, args.output)
+    except EngineUnavailable as error:
+        print(f"grade: {error}", file=sys.stderr)
+        return 2
     finally:
         grader.close()
     print(summary(outcome))
@@ -248,25 +261,25 @@ def selfcheck(assignment: str, work: str, args) -> int:
         outcome = grader.grade(assignment, folder)
     finally:
         grader.close()
-    results = {r["student"]: r for r in outcome.graded}
+    results = {r.student: r for r in outcome.graded}
     failures = 0
     for student, want in (("solution", "max"), ("student-version", 0)):
         result = results[student]
-        expected = result["max_total"] if want == "max" else 0
+        expected = result.max_total if want == "max" else 0
         # The kernel runs the notebook without hidden tests: it must get through it, and only
         # the trusted re-verification scores.
-        kernel_ok = bool(result.get("kernel_ok"))
-        ok = result["total"] == expected and kernel_ok
+        kernel_ok = bool(result.notebook_ran)
+        ok = result.total == expected and kernel_ok
         failures += not ok
-        print(f"{assignment}: {student}: {result['total']:g}/{result['max_total']:g} "
+        print(f"{assignment}: {student}: {result.total:g}/{result.max_total:g} "
               f"(nbgrader ran the notebook: {'yes' if kernel_ok else 'no'}) "
               f"{'ok' if ok else 'FAILED'}")
-        for check in result["checks"]:
-            if (check["points"] < check["max_points"]) == (want == "max"):
-                print(f"  {check['name']}: {check['points']:g}/{check['max_points']:g} "
-                      f"{check.get('reason') or ''}")
-        if not ok and result.get("notes"):
-            print("  notes: " + "; ".join(result["notes"]))
+        for check in result.checks:
+            if (check.points < check.max_points) == (want == "max"):
+                print(f"  {check.name}: {check.points:g}/{check.max_points:g} "
+                      f"{check.reason or ''}")
+        if not ok and result.notes:
+            print("  notes: " + "; ".join(result.notes))
     return failures
 
 

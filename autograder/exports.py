@@ -59,11 +59,10 @@ with a warning saying so.
 from __future__ import annotations
 
 import csv
-import json
 import unicodedata
 from dataclasses import dataclass, field
 
-from autograder.gradebook import reason_text
+from autograder.gradebook import History, reason_text
 
 FORMATS = ("csv", "canvas", "moodle")
 ROSTER_COLUMNS = ("student", "name", "canvas_id", "sis_user_id", "sis_login_id", "section",
@@ -110,7 +109,7 @@ def grades_from_history(rows: dict[str, dict]) -> list[Grade]:
         row = rows[student]
         grades.append(Grade(student=_nfc(student), total=float(row["total"]),
                             max_total=float(row["max_total"]), status=row["status"],
-                            reason=reason_text(json.loads(row["result"]))))
+                            reason=reason_text(History.result(row))))
     return grades
 
 

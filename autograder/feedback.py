@@ -1,4 +1,4 @@
-"""Feedback that explains the grade and does not reveal the hidden tests.
+r"""Feedback that explains the grade and does not reveal the hidden tests.
 
 nbgrader's ``generate_feedback`` renders the autograded notebook as it ran, hidden test code and
 tracebacks included. :class:`ExplainGrades` (a preprocessor added to ``GenerateFeedback``) removes
@@ -8,17 +8,30 @@ the trusted re-verification (points and reason), and puts a summary table at the
 Everything on the page but nbgrader's template came from the student: markdown cells, outputs,
 exception messages quoted in reasons, even the student's name. :class:`SanitizedHTMLExporter`
 (nbgrader's feedback exporter) therefore passes every rendered page through :func:`sanitize_page`
-(the ``nh3`` sanitiser, an allow-list): no scripts (so no MathJax either: formulas show as TeX),
-no event handlers, frames, forms, ``<meta>`` or styles from the notebook, links only to
-``http(s)`` addresses and images only as embedded ``data:image/...``.
+(the ``nh3`` sanitiser, an allow-list): no scripts, no event handlers, frames, forms, ``<meta>`` or
+styles from the notebook, links only to ``http(s)`` addresses and images only as embedded
+``data:image/...``.
+
+The one script on a page is ours: MathJax, so that the formulas of the notebook's markdown
+(``$...$``, ``$$...$$``) show as formulas. It is the copy the book vendors
+(``book/_static/mathjax/tex-svg-full.js``: fonts included, nothing downloaded), inlined, so that
+the page alone is the whole feedback and works offline (nbgrader releases feedback as single HTML
+files). A Content-Security-Policy lets the browser run only the scripts whose SHA-256 hashes it
+lists, ours, and load nothing from anywhere. MathJax reads the students' TeX as math only: the
+TeX extensions that write HTML (``\href``, ``\class``, ``\style``, ``\cssId``) or load code
+(``\require``) are switched off.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import os
 import re
+from functools import cache
+from pathlib import Path
 
 import nh3
 from nbconvert.exporters import HTMLExporter
@@ -75,18 +88,62 @@ def sanitize_fragment(fragment: str) -> str:
                      attribute_filter=_allowed_url, link_rel="noopener noreferrer nofollow")
 
 
+# Blocks of a page whose text is never typeset (the grade table quotes student exceptions).
+NO_MATH_CLASS = "tex2jax_ignore"
+# The MathJax the book vendors; MATHJAX_CONFIG runs before it.
+MATHJAX = Path(__file__).resolve().parents[1] / "book" / "_static" / "mathjax" / "tex-svg-full.js"
+MATHJAX_CONFIG = "window.MathJax = " + json.dumps({
+    "tex": {
+        "inlineMath": [["$", "$"], ["\\(", "\\)"]],
+        "displayMath": [["$$", "$$"], ["\\[", "\\]"]],
+        # No TeX that writes HTML (\href, \class, \style, \cssId) or loads code (\require).
+        "packages": {"[-]": ["html", "require", "autoload"]},
+    },
+    "svg": {"fontCache": "global"},
+    "options": {"enableMenu": False, "ignoreHtmlClass": NO_MATH_CLASS},
+}) + ";"
+# Text that MathJax would typeset: $...$, $$...$$, \(...\) or \[...\].
+_MATH = re.compile(r"\$|\\\(|\\\[")
+
+
+@cache
+def mathjax_scripts() -> str:
+    """The page's MathJax: the configuration and the vendored script, inlined."""
+    return (f"<script>{MATHJAX_CONFIG}</script>\n"
+            f"<script>{MATHJAX.read_text(encoding='utf-8')}</script>\n")
+
+
+def _script_hash(source: str) -> str:
+    digest = hashlib.sha256(source.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode()}'"
+
+
+@cache
+def content_security_policy(math: bool) -> str:
+    """Nothing is loaded from anywhere; the only scripts that run are MathJax's (with ``math``)."""
+    scripts = (" ".join(_script_hash(s) for s in (MATHJAX_CONFIG, MATHJAX.read_text("utf-8")))
+               if math else "'none'")
+    return (f"default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; "
+            "img-src data:; font-src data:; base-uri 'none'; form-action 'none'")
+
+
 def sanitize_page(page: str, title: str = "feedback") -> str:
     """A whole HTML page rebuilt safely: the template's CSS (from the ``<head>``), a new title,
-    and the sanitised body. Nothing before ``<body`` but the CSS is kept."""
+    the sanitised body, and MathJax if the body has math. Nothing before ``<body`` but the CSS is
+    kept."""
     opening = _BODY_OPEN.search(page)
     head, body = (page[:opening.start()], page[opening.end():]) if opening else ("", page)
     styles = "\n".join(f"<style>{css}</style>" for css in _STYLE_BLOCK.findall(head))
     body_class = _BODY_CLASS.search(opening.group(1)) if opening else None
     body_attr = f' class="{body_class.group(1)}"' if body_class else ""
     body = re.split(r"</body\s*>", body, flags=re.IGNORECASE)[0] if opening else body
+    body = sanitize_fragment(body)
+    math = bool(_MATH.search(body))
+    policy = html.escape(content_security_policy(math))
     return (f"<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{policy}\">\n"
             f"<title>{html.escape(title)}</title>\n{styles}\n</head>\n<body{body_attr}>\n"
-            f"{sanitize_fragment(body)}\n</body>\n</html>\n")
+            f"{body}\n{mathjax_scripts() if math else ''}</body>\n</html>\n")
 
 
 class SanitizedHTMLExporter(HTMLExporter):
@@ -122,6 +179,8 @@ def summary_markdown(result: dict) -> str:
         f"**{result['total']:g} / {result['max_total']:g} points.** Each function is graded by "
         "running it on the hidden cases outside your notebook and comparing with the reference.",
         "",
+        f'<div class="{NO_MATH_CLASS}">',
+        "",
         "| function | points | why points were lost |",
         "| --- | --- | --- |",
     ]
@@ -130,7 +189,7 @@ def summary_markdown(result: dict) -> str:
                     f"{_text(check.get('reason') or '')} |")
     if result.get("notes"):
         rows += ["", "Notes:", ""] + [f"- {_text(n)}" for n in result["notes"]]
-    return "\n".join(rows)
+    return "\n".join([*rows, "", "</div>"])
 
 
 def load_result(results_dir: str, student: str) -> dict | None:

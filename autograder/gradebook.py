@@ -4,7 +4,9 @@ nbgrader keeps one submission per student and assignment. The grading history (a
 ``autograder_history`` in the same database, so ``--db postgresql://...`` shares it too) keeps every
 grading: the submission's SHA-256, the grader's fingerprint, the scores and the reasons. The latest
 row of a student is the current grade; a re-submission marks the previous row superseded, which is
-how "the old grade stays on record". The same rows decide what a rerun may skip.
+how "the old grade stays on record". The same rows decide what a rerun may skip. Each row's
+``result`` column holds :meth:`autograder.records.Result.to_dict` (rows of older graders are
+migrated when read: :meth:`History.result`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import json
 import warnings
 
 import sqlalchemy as sa
+
+from autograder.records import Result
 
 _metadata = sa.MetaData()
 history = sa.Table(
@@ -29,7 +33,7 @@ history = sa.Table(
     sa.Column("total", sa.Float, nullable=False),
     sa.Column("max_total", sa.Float, nullable=False),
     sa.Column("status", sa.String(32), nullable=False),
-    sa.Column("result", sa.Text, nullable=False),   # the worker's result JSON
+    sa.Column("result", sa.Text, nullable=False),   # Result.to_dict() as JSON
     sa.Column("superseded", sa.Boolean, nullable=False, default=False),
 )
 
@@ -55,18 +59,23 @@ class History:
             rows = conn.execute(sa.select(history).where(self._current(assignment))).mappings()
             return {row["student"]: dict(row) for row in rows}
 
-    def record(self, assignment: str, result: dict, sha256: str, fingerprint: str) -> None:
+    @staticmethod
+    def result(row: dict) -> Result:
+        """The :class:`Result` a row holds (the files are not kept in the history)."""
+        return Result.from_dict(json.loads(row["result"]))
+
+    def record(self, assignment: str, result: Result, sha256: str, fingerprint: str) -> None:
         """Add a grading; the student's previous one stays, marked superseded."""
         now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         with self.engine.begin() as conn:
             conn.execute(history.update()
-                         .where(self._current(assignment), history.c.student == result["student"])
+                         .where(self._current(assignment), history.c.student == result.student)
                          .values(superseded=True))
             conn.execute(history.insert().values(
-                course_id=self.course_id, assignment=assignment, student=result["student"],
-                sha256=sha256, fingerprint=fingerprint, graded_at=now, total=result["total"],
-                max_total=result["max_total"], status=result["status"],
-                result=json.dumps(result), superseded=False))
+                course_id=self.course_id, assignment=assignment, student=result.student,
+                sha256=sha256, fingerprint=fingerprint, graded_at=now, total=result.total,
+                max_total=result.max_total, status=result.status,
+                result=json.dumps(result.to_dict()), superseded=False))
 
     def all_rows(self, assignment: str, student: str) -> list[dict]:
         with self.engine.connect() as conn:
@@ -84,8 +93,8 @@ def write_csv(path: str, assignment: str, check_names: list[str], rows: dict[str
                          "graded_at"])
         for student in sorted(rows):
             row = rows[student]
-            result = json.loads(row["result"])
-            points = {c["name"]: c["points"] for c in result["checks"]}
+            result = History.result(row)
+            points = {c.name: c.points for c in result.checks}
             writer.writerow([student, *(_num(points.get(n, 0)) for n in check_names),
                              _num(row["total"]), _num(row["max_total"]), row["status"],
                              reason_text(result), row["graded_at"]])
@@ -96,32 +105,30 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def reason_text(result: dict) -> str:
+def reason_text(result: Result) -> str:
     """Everything that cost points, in one cell: ``"rnn_backward: dWh differs ...; notes"``."""
-    parts = []
-    if result.get("problem"):
-        parts.append(result["problem"])
-    parts += [f"{c['name']}: {c['reason']}" for c in result["checks"] if c.get("reason")]
-    parts += result.get("notes", [])
+    parts = [result.problem] if result.problem else []
+    parts += [f"{c.name}: {c.reason}" for c in result.checks if c.reason]
+    parts += result.notes
     return "; ".join(parts)
 
 
-def update_nbgrader(db_url: str, course_id: str, assignment: str, result: dict) -> None:
+def update_nbgrader(db_url: str, course_id: str, assignment: str, result: Result) -> None:
     """Write the trusted scores into nbgrader's gradebook (manual score overrides auto score)."""
     from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(db_url, course_id) as gb, warnings.catch_warnings():
         # nbgrader 0.9 with SQLAlchemy 2 warns about its own autoflush; the rows are right.
         warnings.simplefilter("ignore", sa.exc.SAWarning)
-        gb.update_or_create_student(result["student"])
-        gb.update_or_create_submission(assignment, result["student"])
-        for check in result["checks"]:
+        gb.update_or_create_student(result.student)
+        gb.update_or_create_submission(assignment, result.student)
+        for check in result.checks:
             try:
-                grade = gb.find_grade(f"test_{check['name']}", assignment, assignment,
-                                      result["student"])
+                grade = gb.find_grade(f"test_{check.name}", assignment, assignment,
+                                      result.student)
             except MissingEntry:
                 continue
-            grade.auto_score = check.get("kernel_score")
-            grade.manual_score = check["points"]
+            grade.auto_score = check.kernel_score
+            grade.manual_score = check.points
             grade.needs_manual_grade = False
         gb.db.commit()

@@ -16,9 +16,8 @@ c.CourseDirectory.root = str(HERE)
 c.CourseDirectory.source_directory = "source"
 c.CourseDirectory.db_url = f"sqlite:///{HERE / 'gradebook.db'}"
 
-# The graded assignments, in the order of the book's chapters; `nbgrader generate_assignment`
-# adds each one to the gradebook.
-ASSIGNMENTS = ("rnn", "lstm_gru", "convlstm", "ctc")
+# The graded assignments are declared in autograder/assignments.py; `nbgrader generate_assignment`
+# adds each one to the gradebook when it is released.
 c.GenerateAssignment.create_assignment = True
 
 # What a student finds in place of each solution. The release step replaces the generic message

@@ -3,16 +3,20 @@
 For each assignment this
 
 1. computes the fixtures of the visible tests from the reference package with a fixed seed and
-   writes them, with a copy of ``solutions/gradcheck.py``, next to the instructor's notebook in
-   ``autograder/source/<assignment>/`` (nbgrader releases the files of that folder with the notebook
-   and restores them, unmodified, before it autogrades a submission);
+   writes them, with a copy of each file the registry (:mod:`autograder.assignments`) releases with
+   the notebook (``solutions/gradcheck.py``, marked as generated), next to the instructor's
+   notebook in ``autograder/source/<assignment>/`` (nbgrader releases the files of that folder with
+   the notebook and restores them, unmodified, before it autogrades a submission);
 2. runs nbgrader's ``generate_assignment`` in a temporary copy of the course, so that no runtime
    folder or gradebook is left in the tree: solutions become stubs, hidden tests disappear, outputs
    are cleared;
-3. makes each stub name its function, and copies the result to ``notebooks/<assignment>/``.
+3. makes each stub name its function, and copies the result to ``notebooks/<assignment>/``;
+4. writes the translated twins of the notebook (``<assignment>.zh_CN.ipynb``, see
+   :mod:`autograder.translation`) for the assignments that have catalogues.
 
 ``python -m autograder release [ID ...]`` (or ``python -m autograder.release``) runs it;
 :func:`check_release_up_to_date` regenerates into a temporary folder and lists what differs.
+Every file it writes is generated: ``.gitattributes`` marks them (``linguist-generated``).
 """
 
 from __future__ import annotations
@@ -26,230 +30,47 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 import nbformat
 import numpy as np
 
+from autograder import assignments as registry
+from autograder.translation import TRANSLATED_LANGUAGES, catalogue_path, write_twins
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SOURCE = HERE / "source"
 NOTEBOOKS = ROOT / "notebooks"
-GRADCHECK = ROOT / "solutions" / "gradcheck.py"
-ASSIGNMENTS = ("rnn", "lstm_gru", "convlstm", "ctc")
 
 GENERIC_STUB = 'raise NotImplementedError("Replace this line with your code (see the docstring).")'
 _STUB_LINE = re.compile(r"^(\s*)" + re.escape(GENERIC_STUB) + r"\s*$")
 _DEFINITION = re.compile(r"^(\s*)(def|class)\s+(\w+)")
 
 
-# ------------------------------------------------------------------------------------------------
-# Fixtures of the visible tests: small inputs and the reference outputs, seeded. A group of cases is
-# stored under keys "<group><i>_<name>" (e.g. "step0_x"), which ``gradcheck.fixture_cases`` reads
-# back as a list of dicts. Each group covers the edge cases of the hidden tests (batch of one, one
-# time step, D != H, saturated units, a blank other than 0, ...), so a student sees them too.
-
-
-def _layer_weights(rng, D, H, gates, scale):
-    """Weights scaled like 1/sqrt(fan_in): pre-activations of order ``scale``."""
-    return (rng.normal(0, scale / np.sqrt(D), (D, gates * H)),
-            rng.normal(0, scale / np.sqrt(H), (H, gates * H)))
-
-
-# (N, T, D, H, scale) of the layer fixtures: a moderate case, a batch of one with one time step,
-# and a longer one whose large weights saturate tanh and the sigmoids.
-_LAYER_CASES = [(3, 5, 4, 6, 1.0), (1, 1, 2, 3, 1.0), (2, 12, 3, 3, 2.5)]
-
-
-def _store(f: dict, group: str, i: int, **arrays) -> None:
-    for name, value in arrays.items():
-        f[f"{group}{i}_{name}"] = np.asarray(value)
-
-
-def _rnn_fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    from solutions.rnn import birnn_forward, clip_grad_norm, rnn_forward, rnn_step_forward
-
-    f: dict[str, np.ndarray] = {}
-    for i, (N, T, D, H, scale) in enumerate(_LAYER_CASES):
-        Wx, Wh = _layer_weights(rng, D, H, 1, scale)
-        x, h_prev, b = rng.normal(size=(N, D)), rng.uniform(-1, 1, (N, H)), rng.normal(0, 0.5, H)
-        h_next, _ = rnn_step_forward(x, h_prev, Wx, Wh, b)
-        _store(f, "step", i, x=x, h_prev=h_prev, Wx=Wx, Wh=Wh, b=b, h_next=h_next)
-        Wx, Wh = _layer_weights(rng, D, H, 1, scale)
-        x, h0, b = rng.normal(size=(N, T, D)), rng.uniform(-1, 1, (N, H)), rng.normal(0, 0.5, H)
-        h, _ = rnn_forward(x, h0, Wx, Wh, b)
-        _store(f, "seq", i, x=x, h0=h0, Wx=Wx, Wh=Wh, b=b, h=h)
-        x, h0 = rng.normal(size=(N, T, D)), rng.uniform(-1, 1, (2, N, H))
-        weights = {}
-        for direction in ("f", "b"):
-            weights[f"Wx_{direction}"], weights[f"Wh_{direction}"] = _layer_weights(
-                rng, D, H, 1, scale)
-            weights[f"b_{direction}"] = rng.normal(0, 0.5, H)
-        h, _ = birnn_forward(x, h0, *(weights[k] for k in ("Wx_f", "Wh_f", "b_f", "Wx_b", "Wh_b",
-                                                           "b_b")))
-        _store(f, "bi", i, x=x, h0=h0, **weights, h=h)
-    # Clipping: a list that needs it, one that does not, and all zeros (norm 0: unchanged, no NaN).
-    for i, (shapes, factor) in enumerate([([(3, 4), (5,)], 0.3), ([(2, 2, 2)], 4.0),
-                                          ([(2, 3), (4,)], 0.0)]):
-        grads = [rng.normal(size=s) * (factor > 0) for s in shapes]
-        norm = float(np.sqrt(sum(np.sum(g**2) for g in grads)))
-        max_norm = norm * factor if factor else 1.0
-        clipped, total_norm = clip_grad_norm(grads, max_norm)
-        arrays = {f"g{k}": g for k, g in enumerate(grads)}
-        arrays.update({f"clipped{k}": c for k, c in enumerate(clipped)})
-        _store(f, "clip", i, max_norm=max_norm, total_norm=total_norm, **arrays)
-    return f
-
-
-def _lstm_gru_fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    from solutions.gru import gru_forward, gru_step_forward
-    from solutions.lstm import lstm_forward, lstm_step_forward
-
-    f: dict[str, np.ndarray] = {}
-    for i, (N, T, D, H, scale) in enumerate(_LAYER_CASES):
-        Wx, Wh = _layer_weights(rng, D, H, 4, scale)
-        x, h_prev, c_prev = rng.normal(size=(N, D)), rng.uniform(-1, 1, (N, H)), rng.normal(
-            size=(N, H))
-        b = rng.normal(0, 0.5, 4 * H)
-        h_next, c_next, _ = lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b)
-        _store(f, "lstm_step", i, x=x, h_prev=h_prev, c_prev=c_prev, Wx=Wx, Wh=Wh, b=b,
-               h_next=h_next, c_next=c_next)
-        Wx, Wh = _layer_weights(rng, D, H, 4, scale)
-        x, h0, c0 = rng.normal(size=(N, T, D)), rng.uniform(-1, 1, (N, H)), rng.normal(size=(N, H))
-        b = rng.normal(0, 0.5, 4 * H)
-        h, _ = lstm_forward(x, h0, c0, Wx, Wh, b)
-        _store(f, "lstm_seq", i, x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, b=b, h=h)
-        Wx, Wh = _layer_weights(rng, D, H, 3, scale)
-        x, h_prev = rng.normal(size=(N, D)), rng.uniform(-1, 1, (N, H))
-        bx, bh = rng.normal(0, 0.5, 3 * H), rng.normal(0, 0.5, 3 * H)
-        h_next, _ = gru_step_forward(x, h_prev, Wx, Wh, bx, bh)
-        _store(f, "gru_step", i, x=x, h_prev=h_prev, Wx=Wx, Wh=Wh, bx=bx, bh=bh, h_next=h_next)
-        Wx, Wh = _layer_weights(rng, D, H, 3, scale)
-        x, h0 = rng.normal(size=(N, T, D)), rng.uniform(-1, 1, (N, H))
-        bx, bh = rng.normal(0, 0.5, 3 * H), rng.normal(0, 0.5, 3 * H)
-        h, _ = gru_forward(x, h0, Wx, Wh, bx, bh)
-        _store(f, "gru_seq", i, x=x, h0=h0, Wx=Wx, Wh=Wh, bx=bx, bh=bh, h=h)
-    return f
-
-
-def _convlstm_fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    import torch
-
-    from solutions.convlstm import ConvLSTM, ConvLSTMCell
-
-    def randomise(module):
-        # Random peephole weights too (they start at zero), so that the fixtures test them; the
-        # convolution's weights scaled like 1/sqrt(fan_in).
-        with torch.no_grad():
-            for name, param in module.named_parameters():
-                fan_in = param[0].numel() if name.endswith("conv.weight") else 1
-                scale = 1.5 / np.sqrt(fan_in) if fan_in > 1 else 0.5
-                param.copy_(torch.from_numpy(rng.normal(0, scale, tuple(param.shape))))
-        return module
-
-    def gradients(loss, leaves):
-        grads = torch.autograd.grad(loss, list(leaves.values()))
-        return {f"grad.{name}": g.numpy() for name, g in zip(leaves, grads, strict=True)}
-
-    f: dict[str, np.ndarray] = {}
-    # (N, C, C_h, height, width, k, bias, peephole, given state)
-    cells = [(2, 2, 3, 5, 6, 3, 1, 1, 1), (1, 1, 2, 4, 7, 5, 0, 1, 0), (2, 3, 2, 3, 3, 1, 1, 0, 1)]
-    for i, (N, C, Ch, height, width, k, bias, peephole, given) in enumerate(cells):
-        cell = randomise(ConvLSTMCell(C, Ch, k, bias=bool(bias), peephole=bool(peephole)).double())
-        x = torch.tensor(rng.normal(size=(N, C, height, width)), requires_grad=True)
-        leaves = {"x": x}
-        if given:
-            leaves["h0"] = torch.tensor(rng.uniform(-1, 1, (N, Ch, height, width)),
-                                        requires_grad=True)
-            leaves["c0"] = torch.tensor(rng.normal(size=(N, Ch, height, width)),
-                                        requires_grad=True)
-        h, c = cell(x, (leaves["h0"], leaves["c0"]) if given else None)
-        dh, dc = rng.normal(size=h.shape), rng.normal(size=c.shape)
-        loss = (h * torch.from_numpy(dh)).sum() + (c * torch.from_numpy(dc)).sum()
-        params = dict(cell.named_parameters())
-        _store(f, "cell", i, config=[C, Ch, k, bias, peephole],
-               **{k_: v.detach().numpy() for k_, v in leaves.items()},
-               **{f"param.{n}": p.detach().numpy() for n, p in params.items()},
-               h=h.detach().numpy(), c=c.detach().numpy(), dh=dh, dc=dc,
-               **gradients(loss, {**leaves, **params}))
-    # (N, T, C, hidden channels, height, width, k, given state)
-    stacks = [(2, 3, 2, [3, 2], 4, 5, 3, 0), (1, 1, 1, [2], 3, 4, 3, 1),
-              (1, 2, 1, [2, 2, 2], 3, 3, 1, 1)]
-    for i, (N, T, C, channels, height, width, k, given) in enumerate(stacks):
-        model = randomise(ConvLSTM(C, channels, k).double())
-        x = torch.tensor(rng.normal(size=(N, T, C, height, width)), requires_grad=True)
-        leaves, state = {"x": x}, None
-        if given:
-            state = []
-            for layer, Ch in enumerate(channels):
-                for name in ("h0", "c0"):
-                    leaves[f"{name}_{layer}"] = torch.tensor(
-                        rng.uniform(-1, 1, (N, Ch, height, width)), requires_grad=True)
-                state.append((leaves[f"h0_{layer}"], leaves[f"c0_{layer}"]))
-        outputs, states = model(x, state)
-        d_outputs = rng.normal(size=outputs.shape)
-        loss = (outputs * torch.from_numpy(d_outputs)).sum()
-        finals = {}
-        for layer, (h, c) in enumerate(states):
-            finals[f"h{layer}"], finals[f"c{layer}"] = h.detach().numpy(), c.detach().numpy()
-        params = dict(model.named_parameters())
-        _store(f, "stack", i, config=[C, k, *channels],
-               **{k_: v.detach().numpy() for k_, v in leaves.items()},
-               **{f"param.{n}": p.detach().numpy() for n, p in params.items()},
-               outputs=outputs.detach().numpy(), d_outputs=d_outputs, **finals,
-               **gradients(loss, {**leaves, **params}))
-    return f
-
-
-def _ctc_fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
-    from solutions.ctc import ctc_backward, ctc_forward, ctc_grad, ctc_loss
-    from solutions.decode import prefix_beam_search
-
-    def log_softmax(logits):
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-    f: dict[str, np.ndarray] = {}
-    long_labels = [int(k) for k in rng.integers(1, 6, 25)]
-    # (T, C, labels, blank, scale of the logits)
-    cases = [
-        (8, 4, [1, 3, 3], 0, 1.0),  # a repeated label: the blank between the 3s is compulsory
-        (10, 5, [0, 4, 4, 1], 2, 1.0),  # a blank other than 0, and label 0
-        (6, 3, [], 0, 1.0),  # the empty labelling: only blanks
-        (1, 3, [2], 0, 1.0),  # one frame
-        (2, 3, [1, 1], 0, 1.0),  # impossible: [1, 1] needs 3 frames; loss inf
-        (300, 6, long_labels, 0, 6.0),  # long and peaky: p(l|x) underflows float64
-    ]
-    for i, (T, C, labels, blank, scale) in enumerate(cases):
-        log_probs = log_softmax(rng.normal(0, scale, (T, C)))
-        _store(f, "ctc", i, log_probs=log_probs, labels=np.array(labels, dtype=np.int64),
-               blank=blank, log_alpha=ctc_forward(log_probs, labels, blank),
-               log_beta=ctc_backward(log_probs, labels, blank),
-               loss=ctc_loss(log_probs, labels, blank), grad=ctc_grad(log_probs, labels, blank))
-    # Beam search: two exact cases (a beam wider than the number of prefixes) and a pruned one.
-    for i, (T, C, blank, width) in enumerate([(4, 3, 0, 100), (5, 3, 2, 100), (12, 4, 0, 3)]):
-        log_probs = log_softmax(rng.normal(0, 1.5, (T, C)))
-        beams = prefix_beam_search(log_probs, beam_width=width, blank=blank)
-        prefixes = np.full((len(beams), T), -1, dtype=np.int64)
-        for k, (prefix, _) in enumerate(beams):
-            prefixes[k, :len(prefix)] = prefix
-        _store(f, "beam", i, log_probs=log_probs, blank=blank, beam_width=width,
-               prefixes=prefixes, scores=[score for _, score in beams])
-    return f
-
-
-FIXTURES: dict[str, Callable[[np.random.Generator], dict[str, np.ndarray]]] = {
-    "rnn": _rnn_fixtures,
-    "lstm_gru": _lstm_gru_fixtures,
-    "convlstm": _convlstm_fixtures,
-    "ctc": _ctc_fixtures,
-}
-
-
 def make_fixtures(assignment: str) -> dict[str, np.ndarray]:
-    """The fixtures of ``assignment``'s visible tests (seed 0, float64)."""
-    return {k: np.asarray(v) for k, v in FIXTURES[assignment](np.random.default_rng(0)).items()}
+    """The fixtures of ``assignment``'s visible tests (seed 0, float64); see
+    :mod:`autograder.checks.fixtures`."""
+    declared = registry.get(assignment)
+    if declared.fixtures is None:
+        return {}
+    return {k: np.asarray(v) for k, v in declared.fixtures(np.random.default_rng(0)).items()}
+
+
+def generated_header(source: str) -> str:
+    """The comment that opens a released copy of the repository's file ``source``."""
+    return (f"# Generated from {source} by `python -m autograder release`; do not edit.\n"
+            f"# Edit {source} and release again.\n")
+
+
+def released_copy(source: str) -> bytes:
+    """The content of the released copy of ``source`` (a path from the repository's root): a
+    Python file with :func:`generated_header` on top, anything else as it is."""
+    content = (ROOT / source).read_bytes()
+    if source.endswith(".py"):
+        return generated_header(source).encode() + content
+    return content
 
 
 # ------------------------------------------------------------------------------------------------
@@ -294,11 +115,21 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
                              buffer.getvalue())
 
 
+def extra_files(assignment: str) -> list[str]:
+    """The names of the generated files released with ``assignment``'s notebook."""
+    declared = registry.get(assignment)
+    names = [Path(source).name for source in declared.released_files]
+    return names + (["fixtures.npz"] if declared.fixtures is not None else [])
+
+
 def _write_extras(assignment: str, folder: Path) -> None:
-    """Write ``fixtures.npz`` and ``gradcheck.py`` into ``folder``."""
+    """Write the fixtures (``fixtures.npz``) and the released files into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    save_npz(folder / "fixtures.npz", make_fixtures(assignment))
-    shutil.copyfile(GRADCHECK, folder / "gradcheck.py")
+    declared = registry.get(assignment)
+    if declared.fixtures is not None:
+        save_npz(folder / "fixtures.npz", make_fixtures(assignment))
+    for source in declared.released_files:
+        (folder / Path(source).name).write_bytes(released_copy(source))
 
 
 def build(ids: Iterable[str], dest: Path) -> None:
@@ -332,15 +163,18 @@ def build(ids: Iterable[str], dest: Path) -> None:
                     cell.outputs = []
                     cell.execution_count = None
             nbformat.write(notebook, notebook_path)
+            if all(catalogue_path(assignment, lang).exists() for lang in TRANSLATED_LANGUAGES):
+                write_twins([assignment], dest)
 
 
 def release(ids: Iterable[str] | None = None) -> list[Path]:
     """Regenerate the fixtures in ``autograder/source/<id>/`` and the student versions in
     ``notebooks/<id>/``; returns the folders written."""
-    ids = list(ids or ASSIGNMENTS)
-    unknown = [i for i in ids if i not in ASSIGNMENTS]
+    ids = list(ids or registry.ASSIGNMENTS)
+    unknown = [i for i in ids if i not in registry.ASSIGNMENTS]
     if unknown:
-        raise ValueError(f"unknown assignment(s) {unknown}; expected some of {list(ASSIGNMENTS)}")
+        raise ValueError(f"unknown assignment(s) {unknown}; expected some of "
+                         f"{list(registry.ASSIGNMENTS)}")
     for assignment in ids:
         _write_extras(assignment, SOURCE / assignment)
     build(ids, NOTEBOOKS)
@@ -377,13 +211,13 @@ def _compare_folder(fresh: Path, current: Path, problems: list[str]) -> None:
 def check_release_up_to_date(ids: Iterable[str] | None = None) -> list[str]:
     """What differs between the committed student versions (and the fixtures next to the source
     notebooks) and a fresh generation; an empty list when everything is up to date."""
-    ids = list(ids or ASSIGNMENTS)
+    ids = list(ids or registry.ASSIGNMENTS)
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="release-check-") as tmp:
         build(ids, Path(tmp))
         for assignment in ids:
             _compare_folder(Path(tmp) / assignment, NOTEBOOKS / assignment, problems)
-            for extra in ("fixtures.npz", "gradcheck.py"):
+            for extra in extra_files(assignment):
                 fresh, current = Path(tmp) / assignment / extra, SOURCE / assignment / extra
                 if not current.exists():
                     problems.append(f"{current} is missing")
@@ -400,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         description="Generate the student versions of the assignments into notebooks/<id>/.",
     )
     parser.add_argument("ids", nargs="*", metavar="ID",
-                        help=f"assignments to release (default: all of {', '.join(ASSIGNMENTS)})")
+                        help="assignments to release (default: all of "
+                             f"{', '.join(registry.ASSIGNMENTS)})")
     args = parser.parse_args(argv)
     try:
         folders = release(args.ids or None)

@@ -73,9 +73,10 @@ _MS_NOSUID, _MS_NODEV = 2, 4
 _MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 1 << 18
 _MNT_DETACH = 2
 
-# Variables a kernel or the verification child may inherit; everything else is dropped.
+# Variables a kernel or the verification child may inherit; everything else is dropped. The child
+# registers the grader's extra assignments (autograder/assignments.py) from the last one.
 _KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "JPY_PARENT_PID", "JPY_SESSION_NAME",
-             "NBGRADER_EXECUTION")
+             "NBGRADER_EXECUTION", "AUTOGRADER_EXTRA_ASSIGNMENTS")
 # What of /etc a Python process may need (dynamic linker, time zone, user names, fonts).
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group",
         "nsswitch.conf", "hosts", "fonts", "mime.types")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from autograder import checks as checks_module
+from autograder.assignments import extra_assignment_files
 from autograder.sandbox import Limits, Sandbox, kill_group, prepare
 from autograder.untrusted import load_npz, read_text
 
@@ -125,6 +126,10 @@ def verify(
     shutil.copytree(os.path.join(PACKAGE_DIR, "checks"), os.path.join(pkg, "autograder", "checks"),
                     ignore=shutil.ignore_patterns("__pycache__"))
     open(os.path.join(pkg, "autograder", "__init__.py"), "w").close()
+    # The registry, and the modules of assignments registered through AUTOGRADER_EXTRA_ASSIGNMENTS.
+    shutil.copy(os.path.join(PACKAGE_DIR, "assignments.py"), os.path.join(pkg, "autograder"))
+    for path in extra_assignment_files():
+        shutil.copy(path, pkg)
     shutil.copy(os.path.join(PACKAGE_DIR, "verify_child.py"), pkg)
     shutil.copy(os.path.join(reference_dir, "cases.npz"), work_dir)
     for root, dirs, files in os.walk(work_dir):

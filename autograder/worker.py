@@ -1,43 +1,60 @@
-"""Grade one submission in its own course folder: ``python -m autograder.worker JOB.json``.
+"""Grade one submission: ``python -m autograder.worker --template DIR < JOB.json > RESULT.jsonl``.
 
-The pipeline starts one worker per submission (several at once) so that students never share a
-process, a kernel or a SQLite gradebook. The worker
+The engine (:mod:`autograder.engine`) starts one worker process per submission, on whichever
+machine Dask gives the job, so that students never share a process, a kernel or a SQLite
+gradebook, and a crash of student code never takes down the engine. The worker reads a
+:class:`autograder.records.Job` (the notebook's bytes, limits) from stdin, works in a temporary
+folder of its own that it deletes at the end, and writes :class:`autograder.records.Result` lines
+to stdout. It touches nothing shared: only the grading parent writes the course folder. Steps:
 
-1. runs the trusted re-verification (:mod:`autograder.verify`) and writes the result at once, so
-   that a crash later still leaves the authoritative scores;
-2. runs ``nbgrader autograde`` in the job's course folder (a copy of the template gradebook whose
+1. the trusted re-verification (:mod:`autograder.verify`) scores every function; that result is
+   written at once, so that a crash later still leaves the authoritative scores;
+2. ``nbgrader autograde`` runs in the job's course folder (a copy of the template gradebook whose
    test cells are the released ones: the kernel never sees a hidden test), with the kernel started
-   through :mod:`autograder.sandbox` and a cap on the output it may send;
-3. overrides each graded cell's score with the trusted one (nbgrader's manual score);
-4. deletes links and special files the kernel left in its folder, then renders the feedback with
-   :class:`autograder.feedback.ExplainGrades` and the sanitising exporter.
+   through :mod:`autograder.sandbox` and a cap on the output it may send; each graded cell's score
+   is then overridden with the trusted one (nbgrader's manual score);
+3. links and special files the kernel left in its folder are deleted, and the feedback is
+   rendered with :class:`autograder.feedback.ExplainGrades` and the sanitising exporter; the
+   autograded notebook and the page go back as bytes in the final result.
 
-``result.json`` in the job folder is the only thing the pipeline reads back, and everything under
-the job folder that student code could have written is read as :mod:`autograder.untrusted` says.
-The worker limits its own address space (:func:`limit_own_memory`).
+Everything under the job folder that student code could have written is read as
+:mod:`autograder.untrusted` says. The worker limits its own address space
+(:func:`limit_own_memory`).
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
+import ctypes
+import ctypes.util
 import json
 import os
 import resource
 import shutil
+import signal
 import stat
 import sys
+import tempfile
+import time
 import traceback
+from collections.abc import Callable
 
 import nbformat
 
-from autograder import checks as checks_module
 from autograder.output_cap import truncation_note
-from autograder.sandbox import Limits, Sandbox, prepare
+from autograder.records import CheckGrade, Job, Result
+from autograder.sandbox import Sandbox, prepare
+from autograder.untrusted import read_bytes
 from autograder.verify import verify
 
 KERNEL_NAME = "autograder-sandbox"
 # The worker's own address space; it holds one notebook and bounded outputs (~300 MB in use).
 WORKER_MEMORY_MB = 4096
+MAX_JOB_BYTES = 64 * 2**20        # a job's JSON (the notebook is capped at collection)
+MAX_NOTEBOOK_BYTES = 64 * 2**20   # the autograded notebook or the feedback page sent back
+ERROR_PREFIX = "worker error: "   # the last stderr line of a worker that failed
+PR_SET_PDEATHSIG = 1
 
 
 def _is_literal(node: ast.AST) -> bool:
@@ -101,14 +118,20 @@ def student_cells(nb, release=None) -> list[str]:
     return cells
 
 
-def _release_notebook(job: dict):
+def _release_notebook(job: Job, template: str):
     """The released (student) version of the notebook, from the template."""
-    path = os.path.join(job["template_dir"], "release", job["assignment"],
-                        f"{job['assignment']}.ipynb")
+    path = os.path.join(template, "release", job.assignment, f"{job.assignment}.ipynb")
     return nbformat.read(path, as_version=4) if os.path.exists(path) else None
 
 
-def _prepare_kernel_course(job: dict, course: str) -> None:
+def _data_files(job: Job, template: str) -> list[str]:
+    """The files released with the assignment (fixtures the notebook loads)."""
+    source = os.path.join(template, "source", job.assignment)
+    return sorted(os.path.join(source, f) for f in os.listdir(source)
+                  if os.path.isfile(os.path.join(source, f)) and not f.endswith(".ipynb"))
+
+
+def _prepare_kernel_course(job: Job, template: str, course: str) -> None:
     """The job's course folder as nbgrader's autograde needs it, with nothing secret in it.
 
     nbgrader restores the test cells from the gradebook's copy of the source notebook, which
@@ -118,18 +141,18 @@ def _prepare_kernel_course(job: dict, course: str) -> None:
     """
     from nbgrader.api import Gradebook
 
-    assignment, template = job["assignment"], job["template_dir"]
+    assignment = job.assignment
     source = os.path.join(course, "source", assignment)
     os.makedirs(source)
-    for path in job["data_files"]:
+    for path in _data_files(job, template):
         shutil.copy(path, source)
     db = os.path.join(course, "gradebook.db")
     shutil.copy(os.path.join(template, "gradebook.db"), db)
     os.chmod(db, 0o600)
-    release = _release_notebook(job)
+    release = _release_notebook(job, template)
     released = {c.metadata["nbgrader"]["grade_id"]: c for c in release.cells
                 if c.metadata.get("nbgrader", {}).get("grade_id")} if release else {}
-    with Gradebook(f"sqlite:///{db}", job["course_id"]) as gb:
+    with Gradebook(f"sqlite:///{db}", job.course_id) as gb:
         for notebook in gb.find_assignment(assignment).notebooks:
             for cell in notebook.source_cells:
                 if "HIDDEN TESTS" not in cell.source:
@@ -170,35 +193,33 @@ def _output_cap_class(max_bytes: int):
     return CappedExecute
 
 
-def _kernel_sandbox(job: dict, limits: Limits) -> Sandbox:
+def _kernel_sandbox(job: Job, folder: str, uid: int | None) -> Sandbox:
     """The kernel's sandbox: a private home, a runtime folder for its connection file and
     sockets, and the output cap's module. Nothing of ``solutions`` or the grader's checks: the
     notebook it runs has no hidden tests (:func:`_prepare_kernel_course`)."""
-    job_dir = job["job_dir"]
-    tools = os.path.join(job_dir, "kernel-tools")
+    tools = os.path.join(folder, "kernel-tools")
     os.makedirs(tools)
     shutil.copy(os.path.join(os.path.dirname(__file__), "output_cap.py"), tools)
-    sandbox = Sandbox(home=os.path.join(job_dir, "kernel-home"), cwd=None, limits=limits,
-                      uid=job["uid"], confine=job["sandboxed"],
-                      runtime=os.path.join(job_dir, "run"),
+    sandbox = Sandbox(home=os.path.join(folder, "kernel-home"), cwd=None, limits=job.limits,
+                      uid=uid, confine=job.sandboxed, runtime=os.path.join(folder, "run"),
                       readable=[tools])
     sandbox.writable = [sandbox.runtime]
     prepare(sandbox)
     return sandbox
 
 
-def _kernelspec(job: dict, sandbox: Sandbox, sandbox_spec: str) -> str:
+def _kernelspec(job: Job, folder: str, sandbox: Sandbox, sandbox_spec: str) -> str:
     """A kernelspec that starts ipykernel inside the sandbox; returns its JUPYTER_PATH entry."""
-    root = os.path.join(job["job_dir"], "jupyter")
-    folder = os.path.join(root, "kernels", KERNEL_NAME)
-    os.makedirs(folder)
+    root = os.path.join(folder, "jupyter")
+    kernel_folder = os.path.join(root, "kernels", KERNEL_NAME)
+    os.makedirs(kernel_folder)
     cap_module = os.path.join(sandbox.readable[0], "output_cap.py")
-    cap = f"__import__('runpy').run_path({cap_module!r})['install']({job['max_output_bytes']})"
+    cap = f"__import__('runpy').run_path({cap_module!r})['install']({job.max_output_bytes})"
     argv = sandbox.command(sandbox_spec, [sys.executable, "-m", "ipykernel_launcher",
                                           "-f", "{connection_file}",
                                           f"--IPKernelApp.exec_lines={json.dumps([cap])}"])
     # No network in the sandbox: the kernel is interrupted by a message, not a signal.
-    with open(os.path.join(folder, "kernel.json"), "w") as f:
+    with open(os.path.join(kernel_folder, "kernel.json"), "w") as f:
         json.dump({"argv": argv, "display_name": "Python 3 (autograder sandbox)",
                    "language": "python", "interrupt_mode": "message"}, f)
     return root
@@ -223,19 +244,20 @@ def remove_special_files(folder: str) -> list[str]:
     return removed
 
 
-def _config(job: dict, course: str, results_dir: str):
+def _config(job: Job, folder: str):
     from traitlets.config import Config
 
+    course = os.path.join(folder, "course")
     c = Config()
     c.CourseDirectory.root = course
-    c.CourseDirectory.course_id = job["course_id"]
+    c.CourseDirectory.course_id = job.course_id
     c.CourseDirectory.db_url = f"sqlite:///{os.path.join(course, 'gradebook.db')}"
-    c.Execute.timeout = int(job["timeout"])
+    c.Execute.timeout = int(job.timeout)
     c.Execute.kernel_name = KERNEL_NAME
     # The sandboxed kernel has no network: it talks to nbgrader over Unix sockets in its runtime
     # folder, the one folder it may write.
     c.KernelManager.transport = "ipc"
-    c.KernelManager.ip = os.path.join(job["job_dir"], "run", "kernel")
+    c.KernelManager.ip = os.path.join(folder, "run", "kernel")
     c.Execute.startup_timeout = 120
     # A kernel that floods its output leaves a backlog after the cell ends: drop it, do not fail.
     c.Execute.raise_on_iopub_timeout = False
@@ -245,7 +267,7 @@ def _config(job: dict, course: str, results_dir: str):
     c.Autograde.create_student = True
     c.HTMLExporter.sanitize_html = True
     c.GenerateFeedback.exporter_class = "autograder.feedback.SanitizedHTMLExporter"
-    c.ExplainGrades.results_dir = results_dir
+    c.ExplainGrades.results_dir = os.path.join(folder, "results")
     return c
 
 
@@ -281,45 +303,46 @@ def _nbgrader_error(run: dict) -> str:
     return lines[-1][:300] if lines else "unknown error"
 
 
-def _write(path: str, result: dict) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f)
-    os.replace(path + ".tmp", path)
+def _make_folder(job: Job, uid: int | None) -> str:
+    """The job's private folder (as root: owned by the job's uid, which must pass through, not
+    list, the temporary folder above it)."""
+    folder = tempfile.mkdtemp(prefix=f"{job.student[:20]}-")
+    if uid is not None:
+        os.chown(folder, uid, uid)
+    os.chmod(folder, 0o700)
+    return folder
 
 
-def grade(job: dict) -> dict:
-    assignment, student = job["assignment"], job["student"]
-    job_dir, template = job["job_dir"], job["template_dir"]
-    uid = job["uid"]
-    limits = Limits(**job["limits"])
-    checks = checks_module.CHECKS[assignment]
-    results_dir = os.path.join(job_dir, "results")
-    os.makedirs(results_dir)
-    result_path = os.path.join(results_dir, f"{student}.json")
-    course = os.path.join(job_dir, "course")
-    submitted = os.path.join(course, "submitted", student, assignment, f"{assignment}.ipynb")
-    nb = nbformat.read(submitted, as_version=4)
+def _write_submission(job: Job, folder: str) -> nbformat.NotebookNode:
+    """The submitted notebook, where nbgrader's autograde looks for it."""
+    submitted = os.path.join(folder, "course", "submitted", job.student, job.assignment)
+    os.makedirs(submitted)
+    os.chmod(os.path.join(folder, "course", "submitted"), 0o700)
+    path = os.path.join(submitted, f"{job.assignment}.ipynb")
+    with open(path, "wb") as f:
+        f.write(job.notebook)
+    return nbformat.read(path, as_version=4)
 
+
+def _verify_functions(job: Job, nb, template: str, folder: str, uid: int | None) -> Result:
+    """The trusted grade of every function (:mod:`autograder.verify`): the authoritative scores."""
+    started = time.monotonic()
     trusted, notes = verify(
-        assignment, student_cells(nb, _release_notebook(job)), template,
-        os.path.join(job_dir, "verify"), uid=uid,
-        confine=job["sandboxed"], timeout=job["timeout"], limits=limits,
-        data_files=job["data_files"])
-    result = {
-        "student": student, "assignment": assignment,
-        "checks": [{"name": r.name, "points": r.points, "max_points": r.max_points,
-                    "reason": r.reason, "kernel": None} for r in trusted],
-        "notes": list(job.get("notes", [])) + notes,
-        "total": sum(r.points for r in trusted), "max_total": sum(c.points for c in checks),
-        "kernel_ok": None, "feedback": None, "autograded": None,
-    }
-    _write(result_path, result)
+        job.assignment, student_cells(nb, _release_notebook(job, template)), template,
+        os.path.join(folder, "verify"), uid=uid, confine=job.sandboxed, timeout=job.timeout,
+        limits=job.limits, data_files=_data_files(job, template))
+    checks = [CheckGrade(r.name, r.points, r.max_points, r.reason) for r in trusted]
+    result = Result.scored(job.student, job.assignment, checks, list(job.notes) + notes)
+    result.timings["verify"] = time.monotonic() - started
+    return result
 
-    # nbgrader's own run, in a sandboxed kernel.
-    _prepare_kernel_course(job, course)
-    kernel_sandbox = _kernel_sandbox(job, limits)
-    spec = kernel_sandbox.write(os.path.join(job_dir, "kernel-sandbox.json"))
-    os.environ["JUPYTER_PATH"] = _kernelspec(job, kernel_sandbox, spec)
+
+def _nbgrader(job: Job, template: str, folder: str, uid: int | None):
+    """nbgrader's API on the job's course folder, its kernel started in a sandbox."""
+    _prepare_kernel_course(job, template, os.path.join(folder, "course"))
+    kernel_sandbox = _kernel_sandbox(job, folder, uid)
+    spec = kernel_sandbox.write(os.path.join(folder, "kernel-sandbox.json"))
+    os.environ["JUPYTER_PATH"] = _kernelspec(job, folder, kernel_sandbox, spec)
 
     from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
     from nbgrader.apps import NbGraderAPI
@@ -335,51 +358,97 @@ def grade(job: dict) -> dict:
 
     from autograder.feedback import ExplainGrades
 
-    config = _config(job, course, results_dir)
+    config = _config(job, folder)
     config.Autograde.autograde_preprocessors = [
-        _output_cap_class(2 * job["max_output_bytes"]), IgnorePattern, ClearMetadataPreprocessor,
+        _output_cap_class(2 * job.max_output_bytes), IgnorePattern, ClearMetadataPreprocessor,
         LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     config.GenerateFeedback.preprocessors = [GetGrades, ExplainGrades, CSSHTMLHeaderPreprocessor]
-    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
+def _autograded_path(job: Job, folder: str) -> str:
+    return os.path.join(folder, "course", "autograded", job.student, job.assignment,
+                        f"{job.assignment}.ipynb")
+
+
+def _autograde(api, job: Job, folder: str, result: Result) -> None:
+    """nbgrader's own run of the notebook, in the sandboxed kernel; then each graded cell's
+    score is overridden with the trusted one (nbgrader's manual score)."""
+    started = time.monotonic()
     # The kernel's sandbox, and everything started in it, ends with the kernel.
-    run = api.autograde(assignment, student, force=True, create=True)
-    autograded = os.path.join(course, "autograded", student, assignment, f"{assignment}.ipynb")
+    run = api.autograde(job.assignment, job.student, force=True, create=True)
+    autograded = _autograded_path(job, folder)
     if os.path.isdir(os.path.dirname(autograded)):
         left = remove_special_files(os.path.dirname(autograded))
         if left:
-            result["notes"].append(f"removed {len(left)} link(s) or special file(s) that the "
-                                   "notebook left in its folder")
-    per_cell, kernel_notes = _kernel_findings(autograded, job["timeout"])
-    result["notes"] += kernel_notes
-    result["kernel_ok"] = bool(run.get("success"))
+            result.notes.append(f"removed {len(left)} link(s) or special file(s) that the "
+                                "notebook left in its folder")
+    per_cell, kernel_notes = _kernel_findings(autograded, job.timeout)
+    result.notes += kernel_notes
+    result.notebook_ran = bool(run.get("success"))
     if not run.get("success"):
-        result["notes"].append(f"nbgrader could not run the whole notebook: {_nbgrader_error(run)}")
+        result.notes.append(f"nbgrader could not run the whole notebook: {_nbgrader_error(run)}")
 
     from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(config.CourseDirectory.db_url, job["course_id"]) as gb:
-        for check in result["checks"]:
-            grade_id = f"test_{check['name']}"
-            check["kernel"] = per_cell.get(grade_id)
+    with Gradebook(api.coursedir.db_url, job.course_id) as gb:
+        for check in result.checks:
+            grade_id = f"test_{check.name}"
+            check.kernel_error = per_cell.get(grade_id)
             try:
-                grade_row = gb.find_grade(grade_id, assignment, assignment, student)
+                grade_row = gb.find_grade(grade_id, job.assignment, job.assignment, job.student)
             except MissingEntry:
                 continue
             # The kernel's test cells hold no hidden tests: its score only says the cell ran.
-            check["kernel_score"] = grade_row.auto_score
-            grade_row.manual_score = check["points"]
+            check.kernel_score = grade_row.auto_score
+            grade_row.manual_score = check.points
             grade_row.needs_manual_grade = False
         gb.db.commit()
-    _write(result_path, result)
+    result.timings["nbgrader"] = time.monotonic() - started
 
-    if os.path.exists(autograded):
-        result["autograded"] = autograded
-        fb = api.generate_feedback(assignment, student, force=True)
-        html_path = os.path.join(course, "feedback", student, assignment, f"{assignment}.html")
-        if fb.get("success") and os.path.exists(html_path):
-            result["feedback"] = html_path
-    _write(result_path, result)
-    return result
+
+def _render_feedback(api, job: Job, folder: str, result: Result) -> None:
+    """The autograded notebook and its feedback page (:class:`autograder.feedback.ExplainGrades`
+    reads the verdicts from ``results/<student>.json``), as bytes in ``result``."""
+    started = time.monotonic()
+    autograded = _autograded_path(job, folder)
+    if not os.path.exists(autograded):
+        return
+    try:
+        # Written by the kernel's notebook run: read as untrusted.
+        result.autograded = read_bytes(autograded, MAX_NOTEBOOK_BYTES)
+    except OSError as error:
+        result.notes.append(f"the autograded notebook was not kept: {error}")
+        return
+    results_dir = os.path.join(folder, "results")
+    os.makedirs(results_dir, exist_ok=True)
+    with open(os.path.join(results_dir, f"{job.student}.json"), "w") as f:
+        json.dump(result.to_dict(), f)
+    run = api.generate_feedback(job.assignment, job.student, force=True)
+    page = os.path.join(folder, "course", "feedback", job.student, job.assignment,
+                        f"{job.assignment}.html")
+    if run.get("success") and os.path.exists(page):
+        result.feedback = read_bytes(page, MAX_NOTEBOOK_BYTES)
+    result.timings["feedback"] = time.monotonic() - started
+
+
+def grade(job: Job, template: str, uid: int | None = None,
+          report: Callable[[Result], None] = lambda result: None) -> Result:
+    """Grade ``job`` against the unpacked template folder ``template``, with its sandboxes run as
+    ``uid`` (root) or as this user (``None``), in a temporary folder of its own; ``report`` gets
+    the trusted scores as soon as they are known, before nbgrader's run."""
+    folder = _make_folder(job, uid)
+    try:
+        nb = _write_submission(job, folder)
+        result = _verify_functions(job, nb, template, folder, uid)
+        report(result)
+        api = _nbgrader(job, template, folder, uid)
+        _autograde(api, job, folder, result)
+        _render_feedback(api, job, folder, result)
+        return result
+    finally:
+        if not job.keep_folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def limit_own_memory(memory_mb: int) -> None:
@@ -393,16 +462,50 @@ def limit_own_memory(memory_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
+def _die_with_parent(parent: int) -> None:
+    """Linux: end with the engine that started this worker (a Dask worker killed mid-job must
+    not leave its job running)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _result_writer():
+    """Result lines go to the original stdout; everything else printed goes to stderr."""
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+
+    def write(result: Result) -> None:
+        out.write(result.to_json() + "\n")
+        out.flush()
+
+    return write
+
+
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    with open(argv[0]) as f:
-        job = json.load(f)
-    limit_own_memory(job["limits"]["memory_mb"] or 0)
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder.worker",
+        description="Grade the job (autograder.records.Job JSON) read from stdin; write Result "
+                    "JSON lines to stdout (the trusted scores first, the full result last).")
+    parser.add_argument("--template", required=True, metavar="DIR",
+                        help="the unpacked template of the job's assignment")
+    parser.add_argument("--uid", type=int, default=None,
+                        help="(root) the uid leased for this job's sandboxes")
+    parser.add_argument("--parent", type=int, default=None,
+                        help="pid of the engine; the worker ends when it does")
+    args = parser.parse_args(argv)
+    if args.parent is not None:
+        _die_with_parent(args.parent)
+    write = _result_writer()
+    job = Job.from_json(sys.stdin.buffer.read(MAX_JOB_BYTES))
+    limit_own_memory(job.limits.memory_mb or 0)
     try:
-        grade(job)
-    except Exception:  # noqa: BLE001 -- reported to the pipeline, which records the failure
-        with open(os.path.join(job["job_dir"], "worker-error.txt"), "w") as f:
-            f.write(traceback.format_exc())
+        write(grade(job, args.template, args.uid, report=write))
+    except Exception:  # noqa: BLE001 -- reported to the engine, which notes the failure
+        lines = [ln for ln in traceback.format_exc().splitlines() if ln.strip()]
+        traceback.print_exc()
+        print(f"{ERROR_PREFIX}{lines[-1][:300] if lines else '?'}", file=sys.stderr)
         sys.exit(1)
 
 

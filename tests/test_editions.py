@@ -31,6 +31,7 @@ import nbformat
 import pytest
 
 from autograder.checks import ASSIGNMENTS, CHECKS, reference_namespace
+from autograder.release import extra_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # A statement shorter than this many tokens is too generic to identify a function: demos
@@ -262,8 +263,8 @@ def test_exercises_page_offers_the_assignment_as_one_archive(built_book, assignm
     with zipfile.ZipFile(archive) as z:
         held = {name: z.read(name) for name in z.namelist()}
     expected = student_files(assignment)
-    assert {f"{assignment}/{assignment}.ipynb", f"{assignment}/gradcheck.py",
-            f"{assignment}/fixtures.npz"} <= set(expected)
+    released = [f"{assignment}.ipynb", *extra_files(assignment)]
+    assert {f"{assignment}/{name}" for name in released} <= set(expected)
     assert sorted(held) == sorted(expected)
     notebook = f"{assignment}/{assignment}.ipynb"
     assert held[notebook] == (ROOT / "notebooks" / assignment / f"{assignment}.ipynb").read_bytes()

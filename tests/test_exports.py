@@ -27,6 +27,7 @@ from autograder.exports import (
 )
 from autograder.gradebook import History
 from autograder.pipeline import COURSE_ID
+from autograder.records import CheckGrade, Result
 
 ROOT = Path(__file__).resolve().parents[1]
 BOM = b"\xef\xbb\xbf"
@@ -203,10 +204,10 @@ def test_grades_are_read_from_the_history_rows(tmp_path):
 # The command line, on a course folder whose history is written directly (no grading run).
 
 def _record(history: History, student: str, total: float) -> None:
-    result = {"student": student, "total": total, "max_total": 15.0,
-              "status": "full marks" if total == 15 else "partial",
-              "checks": [{"name": "rnn_forward", "points": min(total, 2.0), "max_points": 2,
-                          "reason": None if total == 15 else "wrong values"}], "notes": []}
+    result = Result(student, "rnn", [
+        CheckGrade("rnn_forward", min(total, 2.0), 2, None if total == 15 else "wrong values"),
+        CheckGrade("rnn_backward", total - min(total, 2.0), 13)],
+        status="full marks" if total == 15 else "partial")
     history.record("rnn", result, sha256="0" * 64, fingerprint="f" * 64)
 
 

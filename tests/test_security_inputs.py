@@ -48,7 +48,7 @@ from _hostile import (
 
 from autograder import sandbox
 from autograder.checks import CHECKS, find_forbidden, forbidden_operator_calls, get_check
-from autograder.feedback import sanitize_page, summary_markdown
+from autograder.feedback import mathjax_scripts, sanitize_page, summary_markdown
 from autograder.submissions import collect, student_id
 from autograder.untrusted import UntrustedFileError, copy_files, load_npz, read_bytes
 
@@ -310,14 +310,17 @@ class _Elements(html.parser.HTMLParser):
 
 def live_content(page: str) -> list[str]:
     """What in ``page`` a browser would run or follow: scripts, frames, objects, forms, meta
-    refreshes, event handlers, and links or sources that are not http(s), anchors or images."""
+    refreshes, event handlers, and links or sources that are not http(s), anchors or images.
+    The grader's own MathJax (exactly :func:`mathjax_scripts`) and its Content-Security-Policy
+    are not counted (tests/test_feedback_math.py covers them)."""
     parser = _Elements()
-    parser.feed(page)
+    parser.feed(page.replace(mathjax_scripts(), ""))
     found = []
     for tag, attrs in parser.tags:
         if tag in ("script", "iframe", "frame", "object", "embed", "form", "svg", "base"):
             found.append(tag)
-        if tag == "meta" and "http-equiv" in attrs:
+        if tag == "meta" and attrs.get("http-equiv", "").lower() not in (
+                "", "content-security-policy"):
             found.append("meta http-equiv")
         for name, value in attrs.items():
             value = value.strip().lower()
@@ -617,11 +620,11 @@ def test_the_worker_limits_its_own_memory():
 
 def test_the_summary_prints_no_terminal_escape_sequences():
     from autograder.pipeline import Outcome, summary
+    from autograder.records import CheckGrade, Result
 
     reason_with_escapes = "raised ValueError: \x1b]0;owned\x07\x1b[2J\rfake line"
-    outcome = Outcome(graded=[{"student": "s", "total": 0, "max_total": 1, "status": "zero",
-                               "notes": [], "checks": [{"name": "f", "points": 0,
-                                                        "reason": reason_with_escapes}]}])
+    outcome = Outcome(graded=[Result("s", "rnn", [CheckGrade("f", 0, 1, reason_with_escapes)],
+                                     "zero")])
     text = summary(outcome)
     assert "\x1b" not in text and "\r" not in text and "\x07" not in text
     assert "raised ValueError: ?]0;owned??[2J?fake line" in text

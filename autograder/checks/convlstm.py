@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.checks import Check
+from autograder.checks.core import Check
+from autograder.checks.fixtures import store
 
 # Float64 convolutions: a correct module differs from the reference by rounding only (about 1e-15
 # relative); a swapped gate or a missing peephole term changes the outputs at the 1e-2 level.
@@ -178,3 +179,77 @@ CHECKS = [
     Check("ConvLSTM", 4, ("ConvLSTMCell", "ConvLSTM"), _stack_cases, _run_stack, RTOL, ATOL,
           FORBIDDEN),
 ]
+
+
+# ------------------------------------------------------------------------------------------------
+# The fixtures of the visible tests (the student's notebook checks itself with them).
+
+
+def fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The fixtures of the visible tests of this assignment (see ``fixtures.py``)."""
+    import torch
+
+    from solutions.convlstm import ConvLSTM, ConvLSTMCell
+
+    def randomise(module):
+        # Random peephole weights too (they start at zero), so that the fixtures test them; the
+        # convolution's weights scaled like 1/sqrt(fan_in).
+        with torch.no_grad():
+            for name, param in module.named_parameters():
+                fan_in = param[0].numel() if name.endswith("conv.weight") else 1
+                scale = 1.5 / np.sqrt(fan_in) if fan_in > 1 else 0.5
+                param.copy_(torch.from_numpy(rng.normal(0, scale, tuple(param.shape))))
+        return module
+
+    def gradients(loss, leaves):
+        grads = torch.autograd.grad(loss, list(leaves.values()))
+        return {f"grad.{name}": g.numpy() for name, g in zip(leaves, grads, strict=True)}
+
+    f: dict[str, np.ndarray] = {}
+    # (N, C, C_h, height, width, k, bias, peephole, given state)
+    cells = [(2, 2, 3, 5, 6, 3, 1, 1, 1), (1, 1, 2, 4, 7, 5, 0, 1, 0), (2, 3, 2, 3, 3, 1, 1, 0, 1)]
+    for i, (N, C, Ch, height, width, k, bias, peephole, given) in enumerate(cells):
+        cell = randomise(ConvLSTMCell(C, Ch, k, bias=bool(bias), peephole=bool(peephole)).double())
+        x = torch.tensor(rng.normal(size=(N, C, height, width)), requires_grad=True)
+        leaves = {"x": x}
+        if given:
+            leaves["h0"] = torch.tensor(rng.uniform(-1, 1, (N, Ch, height, width)),
+                                        requires_grad=True)
+            leaves["c0"] = torch.tensor(rng.normal(size=(N, Ch, height, width)),
+                                        requires_grad=True)
+        h, c = cell(x, (leaves["h0"], leaves["c0"]) if given else None)
+        dh, dc = rng.normal(size=h.shape), rng.normal(size=c.shape)
+        loss = (h * torch.from_numpy(dh)).sum() + (c * torch.from_numpy(dc)).sum()
+        params = dict(cell.named_parameters())
+        store(f, "cell", i, config=[C, Ch, k, bias, peephole],
+               **{k_: v.detach().numpy() for k_, v in leaves.items()},
+               **{f"param.{n}": p.detach().numpy() for n, p in params.items()},
+               h=h.detach().numpy(), c=c.detach().numpy(), dh=dh, dc=dc,
+               **gradients(loss, {**leaves, **params}))
+    # (N, T, C, hidden channels, height, width, k, given state)
+    stacks = [(2, 3, 2, [3, 2], 4, 5, 3, 0), (1, 1, 1, [2], 3, 4, 3, 1),
+              (1, 2, 1, [2, 2, 2], 3, 3, 1, 1)]
+    for i, (N, T, C, channels, height, width, k, given) in enumerate(stacks):
+        model = randomise(ConvLSTM(C, channels, k).double())
+        x = torch.tensor(rng.normal(size=(N, T, C, height, width)), requires_grad=True)
+        leaves, state = {"x": x}, None
+        if given:
+            state = []
+            for layer, Ch in enumerate(channels):
+                for name in ("h0", "c0"):
+                    leaves[f"{name}_{layer}"] = torch.tensor(
+                        rng.uniform(-1, 1, (N, Ch, height, width)), requires_grad=True)
+                state.append((leaves[f"h0_{layer}"], leaves[f"c0_{layer}"]))
+        outputs, states = model(x, state)
+        d_outputs = rng.normal(size=outputs.shape)
+        loss = (outputs * torch.from_numpy(d_outputs)).sum()
+        finals = {}
+        for layer, (h, c) in enumerate(states):
+            finals[f"h{layer}"], finals[f"c{layer}"] = h.detach().numpy(), c.detach().numpy()
+        params = dict(model.named_parameters())
+        store(f, "stack", i, config=[C, k, *channels],
+               **{k_: v.detach().numpy() for k_, v in leaves.items()},
+               **{f"param.{n}": p.detach().numpy() for n, p in params.items()},
+               outputs=outputs.detach().numpy(), d_outputs=d_outputs, **finals,
+               **gradients(loss, {**leaves, **params}))
+    return f

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.checks import Check
+from autograder.checks.core import Check
+from autograder.checks.fixtures import store
 
 # Log-space values in float64: two correct implementations (logaddexp, logsumexp, or scaled
 # probabilities) agree to about 1e-13 relative; bugs (a forbidden skip, a missing term) change
@@ -199,3 +200,41 @@ CHECKS = [
     Check("prefix_beam_search", 3, ("prefix_beam_search",), _beam_cases, _run_beam, RTOL, ATOL,
           FORBIDDEN),
 ]
+
+
+# ------------------------------------------------------------------------------------------------
+# The fixtures of the visible tests (the student's notebook checks itself with them).
+
+
+def fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The fixtures of the visible tests of this assignment (see ``fixtures.py``)."""
+    from solutions.ctc import ctc_backward, ctc_forward, ctc_grad, ctc_loss
+    from solutions.decode import prefix_beam_search
+
+    f: dict[str, np.ndarray] = {}
+    long_labels = [int(k) for k in rng.integers(1, 6, 25)]
+    # (T, C, labels, blank, scale of the logits)
+    cases = [
+        (8, 4, [1, 3, 3], 0, 1.0),  # a repeated label: the blank between the 3s is compulsory
+        (10, 5, [0, 4, 4, 1], 2, 1.0),  # a blank other than 0, and label 0
+        (6, 3, [], 0, 1.0),  # the empty labelling: only blanks
+        (1, 3, [2], 0, 1.0),  # one frame
+        (2, 3, [1, 1], 0, 1.0),  # impossible: [1, 1] needs 3 frames; loss inf
+        (300, 6, long_labels, 0, 6.0),  # long and peaky: p(l|x) underflows float64
+    ]
+    for i, (T, C, labels, blank, scale) in enumerate(cases):
+        log_probs = _log_softmax(rng.normal(0, scale, (T, C)))
+        store(f, "ctc", i, log_probs=log_probs, labels=np.array(labels, dtype=np.int64),
+               blank=blank, log_alpha=ctc_forward(log_probs, labels, blank),
+               log_beta=ctc_backward(log_probs, labels, blank),
+               loss=ctc_loss(log_probs, labels, blank), grad=ctc_grad(log_probs, labels, blank))
+    # Beam search: two exact cases (a beam wider than the number of prefixes) and a pruned one.
+    for i, (T, C, blank, width) in enumerate([(4, 3, 0, 100), (5, 3, 2, 100), (12, 4, 0, 3)]):
+        log_probs = _log_softmax(rng.normal(0, 1.5, (T, C)))
+        beams = prefix_beam_search(log_probs, beam_width=width, blank=blank)
+        prefixes = np.full((len(beams), T), -1, dtype=np.int64)
+        for k, (prefix, _) in enumerate(beams):
+            prefixes[k, :len(prefix)] = prefix
+        store(f, "beam", i, log_probs=log_probs, blank=blank, beam_width=width,
+               prefixes=prefixes, scores=[score for _, score in beams])
+    return f

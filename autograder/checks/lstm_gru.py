@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.checks import Check
+from autograder.checks.core import Check
+from autograder.checks.fixtures import LAYER_CASES, layer_weights, store
 
 # Float64 throughout: a correct implementation differs from the reference by rounding only (about
 # 1e-15 per step, 1e-13 over a sequence); a swapped gate or a missing derivative term changes the
@@ -226,3 +227,39 @@ CHECKS = [
           _sequence_cases(_gru_weights, False), _run_gru_backward, RTOL, ATOL, NUMPY_FORBIDDEN),
     Check("LSTMCell", 3, ("LSTMCell",), _cell_cases, _run_cell, RTOL, ATOL, MODULE_FORBIDDEN),
 ]
+
+
+# ------------------------------------------------------------------------------------------------
+# The fixtures of the visible tests (the student's notebook checks itself with them).
+
+
+def fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The fixtures of the visible tests of this assignment (see ``fixtures.py``)."""
+    from solutions.gru import gru_forward, gru_step_forward
+    from solutions.lstm import lstm_forward, lstm_step_forward
+
+    f: dict[str, np.ndarray] = {}
+    for i, (N, T, D, H, scale) in enumerate(LAYER_CASES):
+        Wx, Wh = layer_weights(rng, D, H, 4, scale)
+        x, h_prev, c_prev = rng.normal(size=(N, D)), rng.uniform(-1, 1, (N, H)), rng.normal(
+            size=(N, H))
+        b = rng.normal(0, 0.5, 4 * H)
+        h_next, c_next, _ = lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b)
+        store(f, "lstm_step", i, x=x, h_prev=h_prev, c_prev=c_prev, Wx=Wx, Wh=Wh, b=b,
+               h_next=h_next, c_next=c_next)
+        Wx, Wh = layer_weights(rng, D, H, 4, scale)
+        x, h0, c0 = rng.normal(size=(N, T, D)), rng.uniform(-1, 1, (N, H)), rng.normal(size=(N, H))
+        b = rng.normal(0, 0.5, 4 * H)
+        h, _ = lstm_forward(x, h0, c0, Wx, Wh, b)
+        store(f, "lstm_seq", i, x=x, h0=h0, c0=c0, Wx=Wx, Wh=Wh, b=b, h=h)
+        Wx, Wh = layer_weights(rng, D, H, 3, scale)
+        x, h_prev = rng.normal(size=(N, D)), rng.uniform(-1, 1, (N, H))
+        bx, bh = rng.normal(0, 0.5, 3 * H), rng.normal(0, 0.5, 3 * H)
+        h_next, _ = gru_step_forward(x, h_prev, Wx, Wh, bx, bh)
+        store(f, "gru_step", i, x=x, h_prev=h_prev, Wx=Wx, Wh=Wh, bx=bx, bh=bh, h_next=h_next)
+        Wx, Wh = layer_weights(rng, D, H, 3, scale)
+        x, h0 = rng.normal(size=(N, T, D)), rng.uniform(-1, 1, (N, H))
+        bx, bh = rng.normal(0, 0.5, 3 * H), rng.normal(0, 0.5, 3 * H)
+        h, _ = gru_forward(x, h0, Wx, Wh, bx, bh)
+        store(f, "gru_seq", i, x=x, h0=h0, Wx=Wx, Wh=Wh, bx=bx, bh=bh, h=h)
+    return f

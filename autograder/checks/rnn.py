@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from autograder.checks import Check
+from autograder.checks.core import Check
+from autograder.checks.fixtures import LAYER_CASES, layer_weights, store
 
 # Float64 throughout. A correct implementation differs from the reference only by the order of the
 # floating-point operations: about 1e-15 relative per step, 1e-13 over a BPTT of 10 steps; a
@@ -156,3 +157,43 @@ CHECKS = [
           (*FORBIDDEN, "clip_grad_norm_")),
     Check("birnn_forward", 2, ("birnn_forward",), _birnn_cases, _run_birnn, RTOL, ATOL, FORBIDDEN),
 ]
+
+
+# ------------------------------------------------------------------------------------------------
+# The fixtures of the visible tests (the student's notebook checks itself with them).
+
+
+def fixtures(rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """The fixtures of the visible tests of this assignment (see ``fixtures.py``)."""
+    from solutions.rnn import birnn_forward, clip_grad_norm, rnn_forward, rnn_step_forward
+
+    f: dict[str, np.ndarray] = {}
+    for i, (N, T, D, H, scale) in enumerate(LAYER_CASES):
+        Wx, Wh = layer_weights(rng, D, H, 1, scale)
+        x, h_prev, b = rng.normal(size=(N, D)), rng.uniform(-1, 1, (N, H)), rng.normal(0, 0.5, H)
+        h_next, _ = rnn_step_forward(x, h_prev, Wx, Wh, b)
+        store(f, "step", i, x=x, h_prev=h_prev, Wx=Wx, Wh=Wh, b=b, h_next=h_next)
+        Wx, Wh = layer_weights(rng, D, H, 1, scale)
+        x, h0, b = rng.normal(size=(N, T, D)), rng.uniform(-1, 1, (N, H)), rng.normal(0, 0.5, H)
+        h, _ = rnn_forward(x, h0, Wx, Wh, b)
+        store(f, "seq", i, x=x, h0=h0, Wx=Wx, Wh=Wh, b=b, h=h)
+        x, h0 = rng.normal(size=(N, T, D)), rng.uniform(-1, 1, (2, N, H))
+        weights = {}
+        for direction in ("f", "b"):
+            weights[f"Wx_{direction}"], weights[f"Wh_{direction}"] = layer_weights(
+                rng, D, H, 1, scale)
+            weights[f"b_{direction}"] = rng.normal(0, 0.5, H)
+        h, _ = birnn_forward(x, h0, *(weights[k] for k in ("Wx_f", "Wh_f", "b_f", "Wx_b", "Wh_b",
+                                                           "b_b")))
+        store(f, "bi", i, x=x, h0=h0, **weights, h=h)
+    # Clipping: a list that needs it, one that does not, and all zeros (norm 0: unchanged, no NaN).
+    for i, (shapes, factor) in enumerate([([(3, 4), (5,)], 0.3), ([(2, 2, 2)], 4.0),
+                                          ([(2, 3), (4,)], 0.0)]):
+        grads = [rng.normal(size=s) * (factor > 0) for s in shapes]
+        norm = float(np.sqrt(sum(np.sum(g**2) for g in grads)))
+        max_norm = norm * factor if factor else 1.0
+        clipped, total_norm = clip_grad_norm(grads, max_norm)
+        arrays = {f"g{k}": g for k, g in enumerate(grads)}
+        arrays.update({f"clipped{k}": c for k, c in enumerate(clipped)})
+        store(f, "clip", i, max_norm=max_norm, total_norm=total_norm, **arrays)
+    return f

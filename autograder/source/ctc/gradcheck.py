@@ -1,3 +1,5 @@
+# Generated from solutions/gradcheck.py by `python -m autograder release`; do not edit.
+# Edit solutions/gradcheck.py and release again.
 """Numerical gradients, relative errors, and the self-checks of the assignments.
 
 A backward pass is checked against centred finite differences,
