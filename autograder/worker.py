@@ -259,6 +259,9 @@ def _config(job: Job, folder: str):
     c.KernelManager.transport = "ipc"
     c.KernelManager.ip = os.path.join(folder, "run", "kernel")
     c.Execute.startup_timeout = 120
+    # The kernel's sandbox is killed right after the run; a graceful shutdown only waits for
+    # torch's teardown (2.6 s with torch, 0.1 s immediate).
+    c.Execute.shutdown_kernel = "immediate"
     # A kernel that floods its output leaves a backlog after the cell ends: drop it, do not fail.
     c.Execute.raise_on_iopub_timeout = False
     c.Execute.iopub_timeout = 10
@@ -507,6 +510,10 @@ def main(argv: list[str] | None = None) -> None:
         traceback.print_exc()
         print(f"{ERROR_PREFIX}{lines[-1][:300] if lines else '?'}", file=sys.stderr)
         sys.exit(1)
+    # The result is written and the job's folder removed: skip the interpreter's teardown of
+    # nbgrader, SQLAlchemy and friends (1.7-2 s per submission).
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
