@@ -50,7 +50,7 @@ PHONE_WIDTH_PX = 340  # the text column of a 360 px phone screen
 @pytest.fixture(scope="module", params=FIGURE_NAMES)
 def drawn(request):
     spec = next(s for s in figures.FIGURES if s.name == request.param)
-    figure = spec.draw()
+    figure = figures.draw(spec)
     yield spec, figure
     plt.close(figure)
 
@@ -267,7 +267,7 @@ def test_every_figure_is_generated_during_the_build_and_shown_with_alt_and_capti
         assert shown[0]["alt"] and len(shown[0]["alt"]) > 40, f"{spec.name}: no alt text"
         assert len(shown[0]["caption"].strip()) > 40, f"{spec.name}: no caption"
         image = (page.parent / shown[0]["src"]).resolve()
-        figure = spec.draw()
+        figure = figures.draw(spec)
         try:
             assert image.read_bytes() == figures.svg_bytes(figure), (
                 f"{spec.name}: the book's SVG is not the one this code draws")
