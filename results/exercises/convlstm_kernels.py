@@ -11,8 +11,6 @@ Usage (from the repository root):
 
 import argparse
 import json
-import os
-import platform
 import time
 
 import numpy as np
@@ -21,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from solutions.convlstm import ConvLSTM
+from solutions.train.common import cpu_environment
 
 # Data, model, training loop and F1 mirror book/convlstm/03-kernel-size-and-speed.md (same seeds,
 # same order of random draws), with the frame side and the state kernel size as parameters.
@@ -123,17 +122,6 @@ def experiments(which):
     return runs, (1, 2, 3, 4), 24
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("which", choices=["ex8", "ex9"], help="which exercise's runs")
@@ -155,13 +143,7 @@ def main():
         "batch": BATCH,
         "learning_rate": LR,
         "test_sequences_per_speed": TEST_PER_SPEED,
-        "device": "cpu",
-        "cpu": cpu_name(),
-        "logical_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        **cpu_environment(),
         "runs": results,
     }
     with open(args.out, "w") as out:

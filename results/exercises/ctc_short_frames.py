@@ -10,8 +10,6 @@ Usage (from the repository root):
 
 import argparse
 import json
-import os
-import platform
 import time
 
 import numpy as np
@@ -20,6 +18,7 @@ from torch import nn
 
 from solutions.ctc_torch import ctc_loss
 from solutions.decode import greedy_decode
+from solutions.train.common import cpu_environment
 
 # Data, network, seeds and training loop mirror book/ctc/05-training.md (same order of random
 # draws), with the range of label durations as a parameter; durations 1 to 4 are the page's run.
@@ -142,17 +141,6 @@ def duration_range(text):
     return low, high
 
 
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="path of the JSON file to write")
@@ -174,13 +162,7 @@ def main():
         "batch": BATCH,
         "learning_rate": LR,
         "test_sequences": TEST_SEQUENCES,
-        "device": "cpu",
-        "cpu": cpu_name(),
-        "logical_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        "torch": torch.__version__,
-        "python": platform.python_version(),
+        **cpu_environment(),
         "runs": runs,
     }
     with open(args.out, "w") as out:

@@ -377,16 +377,36 @@ def write_meta(run_dir: Path, rt: Runtime, **extra) -> None:
     path.write_text(json.dumps(meta, indent=2) + "\n")
 
 
+def _cpu_models() -> list[str]:
+    """The model name of every logical core in ``/proc/cpuinfo`` (none where it is missing)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        return []
+
+
 def describe_device(device: torch.device) -> str:
     """A human-readable name: the GPU model, or the CPU model from ``/proc/cpuinfo``."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            models = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        return f"{models[0]} ({len(models)} logical cores)"
-    except (OSError, IndexError):
-        return platform.processor() or "CPU"
+    models = _cpu_models()
+    return f"{models[0]} ({len(models)} logical cores)" if models else platform.processor() or "CPU"
+
+
+def cpu_environment() -> dict:
+    """The machine and software of a CPU run, for its results file (the load average is read
+    now: call it when the run ends)."""
+    models = _cpu_models()
+    return {
+        "device": "cpu",
+        "cpu": models[0] if models else platform.processor() or platform.machine(),
+        "logical_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
 
 
 class MetricsLog:
