@@ -127,9 +127,7 @@ def test_a_text_too_short_to_hold_out_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_torchrun_two_processes_carry_their_own_rows_state_like_one_process(tmp_path, small_text):
-    import os
-    import subprocess
-    import sys
+    from test_train_common import torchrun_two_processes
 
     from solutions.train import __main__ as cli
 
@@ -137,13 +135,7 @@ def test_torchrun_two_processes_carry_their_own_rows_state_like_one_process(tmp_
             "--hidden-size", "16", "--embed-size", "8", "--log-every", "1", "--eval-every", "3",
             "--eval-rows", "4", "--sample-len", "10", "--no-progress", "--threads", "1",
             "--text", small_text]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "solutions.train", *args, "--out", str(tmp_path / "ddp")],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    torchrun_two_processes(args, tmp_path / "ddp")
     assert cli.main([*args, "--out", str(tmp_path / "single")]) == 0
     ddp = common.read_metrics(tmp_path / "ddp" / "lstm")
     single = common.read_metrics(tmp_path / "single" / "lstm")

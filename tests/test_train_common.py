@@ -89,18 +89,23 @@ def test_nan_guard_stops_before_the_update_and_keeps_the_last_good_checkpoint(tm
     assert [r["step"] for r in common.read_metrics(tmp_path)] == [1, 2, 3, 4, 5]
 
 
+def torchrun_two_processes(args: list[str], out) -> None:
+    """``python -m solutions.train ARGS --out OUT`` as two gloo processes under torchrun."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "solutions.train", *args, "--out", str(out)],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_torchrun_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
     args = ["adding", "--cells", "lstm", "--seq-len", "8", "--hidden-size", "8",
             "--batch-size", "16", "--steps", "6", "--log-every", "1", "--eval-size", "16",
             "--no-progress", "--threads", "1"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "solutions.train", *args, "--out", str(tmp_path / "ddp")],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
+    torchrun_two_processes(args, tmp_path / "ddp")
     assert json.loads((tmp_path / "ddp" / "meta.json").read_text())["world_size"] == 2
     ddp = common.read_metrics(tmp_path / "ddp" / "lstm")
     assert cli.main([*args, "--out", str(tmp_path / "single")]) == 0
