@@ -1,11 +1,13 @@
-"""Session fixture shared by the book tests: the Jupyter Book, built once per test session.
+"""Fixtures shared by the book tests: the Jupyter Book, built once per test session in each
+edition, and the headless Chromium that reads it (and the grader's feedback pages).
 
-Only the book lives here; every other test keeps its fixtures in its own file.
+Only the book and its browser live here; every other test keeps its fixtures in its own file.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -126,3 +128,42 @@ def book_messages(built_book) -> Path:
 def book_builder():
     """``build_book`` itself, for tests that need a second build (e.g. from a warm cache)."""
     return build_book
+
+
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+def chromium_binary() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """A headless Chromium driven by selenium through the local chromedriver, one per module.
+    Skipped where Chromium is missing, unless ``REQUIRE_CHROMIUM=1`` makes that a failure."""
+    binary = chromium_binary()
+    if binary is None or not Path(CHROMEDRIVER).exists():
+        message = f"Chromium or {CHROMEDRIVER} not found (apt-get install chromium chromium-driver)"
+        if os.environ.get("REQUIRE_CHROMIUM") == "1":
+            pytest.fail(message + "; REQUIRE_CHROMIUM=1 makes this a failure")
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", "--window-size=1280,1024",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(60)
+    yield driver
+    driver.quit()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import http.server
 import json
-import os
 import re
 import shutil
 import threading
@@ -34,7 +33,6 @@ BIB_KEYS = (
     "cho2014", "shi2015", "srivastava2015", "graves2006", "graves2012", "hannun2017", "graves2014",
     "hannun2014", "shi2016crnn", "chung2014",
 )
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 
 class PageParser(HTMLParser):
@@ -244,41 +242,6 @@ def test_cached_rebuild_executes_no_notebook(built_book, book_builder, tmp_path)
 
 
 # --------------------------------------------------------------------------- in the browser
-
-
-def chromium_binary() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    """A headless Chromium driven by selenium through the local chromedriver."""
-    binary = chromium_binary()
-    if binary is None or not Path(CHROMEDRIVER).exists():
-        message = f"Chromium or {CHROMEDRIVER} not found (apt-get install chromium chromium-driver)"
-        if os.environ.get("REQUIRE_CHROMIUM") == "1":
-            pytest.fail(message + "; REQUIRE_CHROMIUM=1 makes this a failure")
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", "--window-size=1280,1024",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(60)
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html.parser
-import os
-import shutil
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -29,8 +26,6 @@ from autograder.feedback import (
     sanitize_page,
     summary_markdown,
 )
-
-CHROMEDRIVER = "/usr/bin/chromedriver"
 
 MATH_MARKDOWN = r"""## My derivation
 
@@ -158,34 +153,6 @@ const start = Date.now();
   }
 })();
 """
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    """A headless Chromium driven by selenium through the local chromedriver."""
-    binary = next(filter(None, map(shutil.which, ("chromium", "chromium-browser",
-                                                  "google-chrome"))), None)
-    if binary is None or not Path(CHROMEDRIVER).exists():
-        message = f"Chromium or {CHROMEDRIVER} not found (apt-get install chromium chromium-driver)"
-        if os.environ.get("REQUIRE_CHROMIUM") == "1":
-            pytest.fail(message + "; REQUIRE_CHROMIUM=1 makes this a failure")
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(60)
-    yield driver
-    driver.quit()
 
 
 def test_math_is_rendered_offline_from_the_page_alone(page, browser, tmp_path):

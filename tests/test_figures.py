@@ -25,9 +25,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-# The explorer's browser tests reuse the book tests' Chromium and HTTP server: importing the
-# fixtures registers them here (``explorer_page`` requests them by name).
-from test_book import KNOWN_CONSOLE_NOISE, browser, served_book  # noqa: F401
+# The explorer's browser tests reuse the book tests' HTTP server (the browser is conftest.py's):
+# importing the fixture registers it here (``explorer_page`` requests it by name).
+from test_book import KNOWN_CONSOLE_NOISE, served_book  # noqa: F401
 
 from solutions.ctc import ctc_collapse, ctc_forward, ctc_loss
 from solutions.decode import prefix_beam_search

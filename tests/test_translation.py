@@ -244,57 +244,29 @@ def test_chinese_notebook_figures_use_a_cjk_font(built_book_zh):
 # --------------------------------------------------------------------------- in the browser
 
 
-@pytest.fixture(scope="module")
-def site_browser(built_site, tmp_path_factory):
-    binary = next((shutil.which(n) for n in ("chromium", "chromium-browser") if shutil.which(n)),
-                  None)
-    if binary is None or not Path("/usr/bin/chromedriver").exists():
-        if os.environ.get("REQUIRE_CHROMIUM") == "1":
-            pytest.fail("Chromium or chromedriver not found; REQUIRE_CHROMIUM=1")
-        pytest.skip("Chromium or chromedriver not found")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--no-first-run", "--window-size=1280,1024",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-site')}"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(60)
-    yield driver, built_site
-    driver.quit()
-
-
-def wait_for_math(driver, timeout: float = 30.0) -> int:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, timeout).until(
-        lambda d: d.execute_script("return document.querySelectorAll('mjx-container').length"))
-    return driver.execute_script("return document.querySelectorAll('mjx-container').length")
-
-
 @pytest.mark.parametrize(
     "page", ["book/rnn/02-bptt.html", "book/ctc/index.html", "book/intro.html"])
-def test_language_switch_goes_to_the_same_page_and_back(site_browser, page):
+def test_language_switch_goes_to_the_same_page_and_back(built_site, browser, page):
     from selenium.webdriver.common.by import By
 
-    driver, site = site_browser
-    driver.get((site / page).as_uri())
-    driver.find_element(By.CSS_SELECTOR, "a.course-language-switch").click()
-    assert driver.current_url == (site / "zh" / page).as_uri()
-    assert driver.execute_script("return document.documentElement.lang").startswith("zh")
-    driver.find_element(By.CSS_SELECTOR, "a.course-language-switch").click()
-    assert driver.current_url == (site / page).as_uri()
+    browser.get((built_site / page).as_uri())
+    browser.find_element(By.CSS_SELECTOR, "a.course-language-switch").click()
+    assert browser.current_url == (built_site / "zh" / page).as_uri()
+    assert browser.execute_script("return document.documentElement.lang").startswith("zh")
+    browser.find_element(By.CSS_SELECTOR, "a.course-language-switch").click()
+    assert browser.current_url == (built_site / page).as_uri()
 
 
-def test_math_renders_in_both_editions(site_browser):
-    driver, site = site_browser
+def test_math_renders_in_both_editions(built_site, browser):
+    from test_book import WAIT_FOR_MATHJAX_JS
+
     for page in ("book/rnn/02-bptt.html", "zh/book/rnn/02-bptt.html"):
-        driver.get((site / page).as_uri())
-        assert wait_for_math(driver) > 10, f"{page}: MathJax rendered no formula"
-        errors = driver.execute_script("return document.querySelectorAll('mjx-merror').length")
+        browser.get((built_site / page).as_uri())
+        assert browser.execute_async_script(WAIT_FOR_MATHJAX_JS) == "ok", page
+        rendered = browser.execute_script(
+            "return document.querySelectorAll('mjx-container').length")
+        assert rendered > 10, f"{page}: MathJax rendered no formula"
+        errors = browser.execute_script("return document.querySelectorAll('mjx-merror').length")
         assert errors == 0, f"{page}: {errors} formula(s) failed to render"
 
 
