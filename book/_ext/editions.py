@@ -159,8 +159,7 @@ class KeepFormulasAndOutputs(SphinxTransform):
         for node in self.document.findall(nodes.math_block):
             node["translatable"] = False
         for output in self.document.findall(_is_output):
-            for node in output.findall(nodes.Element):
-                node["translatable"] = False
+            _keep_untranslated(output)
 
 
 def keep_pasted_outputs_untranslated(app: Sphinx, config) -> None:
@@ -178,8 +177,7 @@ def _untranslated(directive):
         def run(self):
             pasted = super().run()
             for node in pasted:
-                for element in node.findall(nodes.Element):
-                    element["translatable"] = False
+                _keep_untranslated(node)
             return pasted
 
     return PastedOutput
@@ -225,6 +223,12 @@ def find_glued_values_of_translations() -> None:
     for module in (utils, roles, directives):
         if getattr(module, "retrieve_glue_data", None) is original:
             module.retrieve_glue_data = retrieve_glue_data
+
+
+def _keep_untranslated(node) -> None:
+    """Mark ``node`` and everything in it as no message for the catalogues."""
+    for element in node.findall(nodes.Element):
+        element["translatable"] = False
 
 
 def _is_output(node) -> bool:
