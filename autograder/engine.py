@@ -7,8 +7,8 @@
       │  later, once: unpacked into the machine's cache, keyed by its content);
       ▼  one task per Job
     run_job(job JSON)                            a Dask worker thread, on any machine
-      │  the unpacked template, a uid leased (root); start, wait for and kill:
-      ▼  python -m autograder.worker
+      │  the unpacked template, a uid leased (root); the thread's pre-imported server
+      ▼  (autograder.worker_server) forks, times and kills:
     autograder.worker                            a process of its own per job, student code in
       │  Result JSON lines on stdout             sandboxes (autograder.sandbox) on that machine
       ▼
@@ -19,7 +19,8 @@ Result that says so (status ``error``, or the trusted scores it had already writ
 run again. A Dask worker that dies mid-job (killed, out of memory, its machine gone) is not:
 Dask gives the task to another worker (``distributed.scheduler.allowed-failures`` times), and a
 task that raises for a reason of the machine's (no sandbox there, a full disk) is retried
-:data:`RETRIES` times. The worker process ends with the Dask worker that started it.
+:data:`RETRIES` times. The worker process ends with its server, and the server with the Dask
+worker thread that started it.
 
 The in-process cluster (threads, ``--jobs`` of them) talks over Dask's in-process transport;
 its only sockets are Dask's diagnostic HTTP servers, bound to 127.0.0.1. Nothing changes for a
@@ -37,7 +38,6 @@ import logging
 import os
 import shutil
 import stat
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -50,8 +50,9 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from autograder import checks as checks_module
 from autograder.course import Template
 from autograder.records import Job, RecordVersionError, Result, TemplateRef
-from autograder.sandbox import kill_group, lease_uid, probe
+from autograder.sandbox import lease_uid, probe
 from autograder.worker import ERROR_PREFIX
+from autograder.worker_server import this_threads_server
 
 # How often a task that raised (a problem of the machine, not of the submission) is run again.
 RETRIES = 2
@@ -193,44 +194,36 @@ def unpack_template(ref: TemplateRef, archive: bytes) -> str:
 
 
 def run_worker(job: Job, template: str, uid: int | None) -> Result:
-    """Start ``python -m autograder.worker`` on ``job``, wait for it at most ``job.time_limit``
-    seconds, then kill whatever is left of it; its Result, with a note if it failed."""
+    """Grade ``job`` in a worker forked by this thread's :class:`WorkerServer`, for at most
+    ``job.time_limit`` seconds (then whatever is left of it is killed); its Result, with a note
+    if it failed."""
     scratch = tempfile.mkdtemp(prefix="autograder-jobs-")
     # Root: the job's folder belongs to its uid, which must pass through (not list) this one.
     os.chmod(scratch, 0o711 if uid is not None else 0o700)
-    command = [sys.executable, "-m", "autograder.worker", "--template", template,
-               "--parent", str(os.getpid())]
-    if uid is not None:
-        command += ["--uid", str(uid)]
+    files = {name: os.path.join(scratch, f".{name}") for name in ("stdin", "stdout", "stderr")}
+    for name, path in files.items():
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+            if name == "stdin":
+                f.write(job.to_json().encode())
     started = time.monotonic()
-    with (tempfile.TemporaryFile() as stdin, tempfile.TemporaryFile() as stdout,
-          tempfile.TemporaryFile() as stderr):
-        stdin.write(job.to_json().encode())
-        stdin.seek(0)
-        proc = subprocess.Popen(command, stdin=stdin, stdout=stdout, stderr=stderr,
-                                cwd=scratch, env=dict(os.environ, TMPDIR=scratch),
-                                start_new_session=True)
-        try:
-            proc.wait(job.time_limit)
-        except subprocess.TimeoutExpired:
-            pass
-        # The worker's sandboxes die with it (bubblewrap's --die-with-parent).
-        kill_group(proc.pid)
-        proc.wait()
+    try:
+        returncode = this_threads_server().run(template, uid, scratch, files, job.time_limit)
         elapsed = time.monotonic() - started
-        stdout.seek(0)
-        lines = stdout.read(MAX_RESULT_BYTES).splitlines()
-        stderr.seek(max(0, stderr.seek(0, os.SEEK_END) - MAX_LOG_BYTES))
-        log = stderr.read().decode("utf-8", errors="replace")
-    if job.keep_folder:
-        print(f"kept the job folder of {job.student}: {scratch}", file=sys.stderr)
-    else:
-        shutil.rmtree(scratch, ignore_errors=True)
+        with open(files["stdout"], "rb") as stdout:
+            lines = stdout.read(MAX_RESULT_BYTES).splitlines()
+        with open(files["stderr"], "rb") as stderr:
+            stderr.seek(max(0, stderr.seek(0, os.SEEK_END) - MAX_LOG_BYTES))
+            log = stderr.read().decode("utf-8", errors="replace")
+    finally:
+        if job.keep_folder:
+            print(f"kept the job folder of {job.student}: {scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
     result = _last_result(lines)
     if result is None:
-        result = failed(job, _failure(log, proc.returncode, elapsed))
-    elif proc.returncode != 0:
-        result.notes.append(_failure(log, proc.returncode, elapsed))
+        result = failed(job, _failure(log, returncode, elapsed))
+    elif returncode != 0:
+        result.notes.append(_failure(log, returncode, elapsed))
     result.timings["worker"] = elapsed
     return result
 

@@ -3,7 +3,7 @@
 Grading one assignment::
 
     LMS export ──collect──▶ Submission ──▶ Job ──▶ Engine (Dask: in-process, or --scheduler)
-                                                       │ one autograder.worker process per job,
+                                                       │ a worker process forked per job,
                                                        │ student code in sandboxes
     course folder, gradebook, history ◀──merge── Result ◀┘
           │

@@ -1,8 +1,10 @@
 """Grade one submission: ``python -m autograder.worker --template DIR < JOB.json > RESULT.jsonl``.
 
-The engine (:mod:`autograder.engine`) starts one worker process per submission, on whichever
+The engine (:mod:`autograder.engine`) runs one worker process per submission, on whichever
 machine Dask gives the job, so that students never share a process, a kernel or a SQLite
-gradebook, and a crash of student code never takes down the engine. The worker reads a
+gradebook, and a crash of student code never takes down the engine; the process is forked from
+a server that imported this module's libraries once (:mod:`autograder.worker_server`), or
+started as above (:func:`main`). The worker reads a
 :class:`autograder.records.Job` (the notebook's bytes, limits) from stdin, works in a temporary
 folder of its own that it deletes at the end, and writes :class:`autograder.records.Result` lines
 to stdout. It touches nothing shared: only the grading parent writes the course folder. Steps:
@@ -445,7 +447,9 @@ def grade(job: Job, template: str, uid: int | None = None,
         nb = _write_submission(job, folder)
         result = _verify_functions(job, nb, template, folder, uid)
         report(result)
+        started = time.monotonic()
         api = _nbgrader(job, template, folder, uid)
+        result.timings["kernel_setup"] = time.monotonic() - started
         _autograde(api, job, folder, result)
         _render_feedback(api, job, folder, result)
         return result
@@ -465,7 +469,7 @@ def limit_own_memory(memory_mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Linux: end with the engine that started this worker (a Dask worker killed mid-job must
     not leave its job running)."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -486,6 +490,22 @@ def _result_writer():
     return write
 
 
+def grade_job(job_json: bytes, template: str, uid: int | None) -> int:
+    """Grade the Job ``job_json``, writing Result lines to stdout (the rest of what is printed
+    goes to stderr); returns the exit status for the engine."""
+    write = _result_writer()
+    job = Job.from_json(job_json)
+    limit_own_memory(job.limits.memory_mb or 0)
+    try:
+        write(grade(job, template, uid, report=write))
+    except Exception:  # noqa: BLE001 -- reported to the engine, which notes the failure
+        lines = [ln for ln in traceback.format_exc().splitlines() if ln.strip()]
+        traceback.print_exc()
+        print(f"{ERROR_PREFIX}{lines[-1][:300] if lines else '?'}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m autograder.worker",
@@ -499,21 +519,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="pid of the engine; the worker ends when it does")
     args = parser.parse_args(argv)
     if args.parent is not None:
-        _die_with_parent(args.parent)
-    write = _result_writer()
-    job = Job.from_json(sys.stdin.buffer.read(MAX_JOB_BYTES))
-    limit_own_memory(job.limits.memory_mb or 0)
-    try:
-        write(grade(job, args.template, args.uid, report=write))
-    except Exception:  # noqa: BLE001 -- reported to the engine, which notes the failure
-        lines = [ln for ln in traceback.format_exc().splitlines() if ln.strip()]
-        traceback.print_exc()
-        print(f"{ERROR_PREFIX}{lines[-1][:300] if lines else '?'}", file=sys.stderr)
-        sys.exit(1)
+        die_with_parent(args.parent)
+    status = grade_job(sys.stdin.buffer.read(MAX_JOB_BYTES), args.template, args.uid)
     # The result is written and the job's folder removed: skip the interpreter's teardown of
     # nbgrader, SQLAlchemy and friends (1.7-2 s per submission).
+    sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(status)
 
 
 if __name__ == "__main__":
