@@ -19,6 +19,7 @@ answering is killed and the job raised to Dask, which runs it again.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -119,6 +120,12 @@ def serve(parent: int | None) -> None:
         die_with_parent(parent)
     for name in PRELOAD:
         importlib.import_module(name)
+    from autograder.feedback import warm_up
+
+    warm_up()
+    # What the server holds stays out of the children's garbage collections, which would
+    # otherwise touch (and so copy) every page of it.
+    gc.freeze()
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
     requests = os.fdopen(0, "rb", buffering=0)

@@ -15,6 +15,7 @@ Cases are generated from a seed fixed per check, so every submission sees the sa
 from __future__ import annotations
 
 import ast
+import functools
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -382,6 +383,12 @@ def _module_level_statements(body, conditional: bool = False):
                 yield from _module_level_statements(block, True)
 
 
+@functools.lru_cache(maxsize=2)
+def _parse(source: str) -> ast.Module:
+    """The syntax tree of a submission's code, parsed once for all its checks (read only)."""
+    return ast.parse(source)
+
+
 def find_forbidden(source: str, check: Check) -> list[str]:
     """Forbidden library names that the code graded by ``check`` uses, e.g. ``["torch.nn.LSTM"]``.
 
@@ -393,7 +400,7 @@ def find_forbidden(source: str, check: Check) -> list[str]:
     does not parse yields no names (its checks fail when they run).
     """
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except SyntaxError:
         return []
     aliases, imported = _import_aliases(tree)
