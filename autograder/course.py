@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import nbformat
 
 from autograder import checks as checks_module
+from autograder.assignments import extra_assignment_files
 from autograder.records import TemplateRef
 from autograder.submissions import grade_ids
 
@@ -97,7 +98,8 @@ class Course:
         return path
 
     def fingerprint(self, assignment: str) -> str:
-        """Changes whenever the source notebook, the checks or the grader change."""
+        """Changes whenever the source notebook, the checks or the grader change (extra
+        assignments' modules included)."""
         source = os.path.join(self.settings.source_dir, assignment)
         files = sorted(os.path.join(d, f) for d, _, fs in os.walk(source) for f in fs
                        if ".ipynb_checkpoints" not in d)
@@ -106,7 +108,8 @@ class Course:
         checks = sorted(os.path.join(PACKAGE_DIR, "checks", f)
                         for f in os.listdir(os.path.join(PACKAGE_DIR, "checks"))
                         if f.endswith(".py"))
-        return _sha_files(files + grader + checks)[:16]
+        # Assignments registered through AUTOGRADER_EXTRA_ASSIGNMENTS are part of the grader.
+        return _sha_files(files + grader + checks + extra_assignment_files())[:16]
 
     def nbgrader_api(self, root: str, db_url: str):
         from nbgrader.apps import NbGraderAPI

@@ -59,6 +59,7 @@ RETRIES = 2
 MAX_RESULT_BYTES = 256 * 2**20   # a worker's Result lines (with the autograded notebook)
 MAX_LOG_BYTES = 1 * 2**20        # the tail of a worker's stderr kept for the failure note
 LOOPBACK = "127.0.0.1:0"         # any free port of the loopback interface
+TEMPLATE_UNUSED_S = 7 * 24 * 3600  # a cached template no job used for this long is deleted
 
 
 class EngineUnavailable(RuntimeError):
@@ -129,7 +130,9 @@ class TemplatePlugin(WorkerPlugin):
 
     def __init__(self, ref: TemplateRef, archive: bytes):
         self.ref, self.archive = ref, archive
-        self.name = f"autograder-template-{ref.key}"
+        # One per grading run: two runs of one template on a shared cluster must not remove
+        # each other's plugin when the first ends.
+        self.name = f"autograder-template-{ref.key}-{uuid.uuid4().hex[:12]}"
 
     def setup(self, worker) -> None:
         unpack_template(self.ref, self.archive)
@@ -145,10 +148,14 @@ def failed(job: Job, note: str) -> Result:
 def run_job(job_json: str) -> str:
     """Grade one job on this machine (a Dask task); returns the Result as JSON."""
     job = Job.from_json(job_json)
+    _remove_stale_scratch()
     template = os.path.join(_template_cache(), job.template.key)
-    if not os.path.isdir(template):
+    try:
+        # In use: see prune_templates.
+        os.utime(template)
+    except FileNotFoundError:
         raise RuntimeError(f"the template {job.template.key} is not on this worker (its "
-                           "TemplatePlugin did not run, or the cache was deleted)")
+                           "TemplatePlugin did not run, or the cache was deleted)") from None
     if job.sandboxed and not _isolation().sandboxed:
         raise RuntimeError(f"no sandbox on this worker ({_isolation().problem}); run it where "
                            "bubblewrap starts, or grade with --unsandboxed")
@@ -177,10 +184,13 @@ def _template_cache() -> str:
 
 
 def unpack_template(ref: TemplateRef, archive: bytes) -> str:
-    """The folder of the template ``ref`` on this machine, unpacked from ``archive`` once."""
+    """The folder of the template ``ref`` on this machine, unpacked from ``archive`` once;
+    templates that no job used for :data:`TEMPLATE_UNUSED_S` are deleted then."""
     target = os.path.join(_template_cache(), ref.key)
     if os.path.isdir(target):
+        os.utime(target)
         return target
+    prune_templates()
     if hashlib.sha256(archive).hexdigest() != ref.sha256:
         raise ValueError(f"the template archive of {ref.assignment!r} does not match its SHA-256")
     unpacking = tempfile.mkdtemp(prefix=".unpacking-", dir=os.path.dirname(target))
@@ -193,11 +203,58 @@ def unpack_template(ref: TemplateRef, archive: bytes) -> str:
     return target
 
 
+def prune_templates(unused_s: float | None = None) -> list[str]:
+    """Delete the cached templates that no job started from for ``unused_s`` seconds (default
+    :data:`TEMPLATE_UNUSED_S`: far longer than any job, so no running job loses its template);
+    returns their names."""
+    cache = _template_cache()
+    limit = time.time() - (TEMPLATE_UNUSED_S if unused_s is None else unused_s)
+    removed = []
+    for name in os.listdir(cache):
+        path = os.path.join(cache, name)
+        try:
+            if os.lstat(path).st_mtime < limit:
+                shutil.rmtree(path)
+                removed.append(name)
+        except OSError:
+            continue
+    return removed
+
+
+SCRATCH_PREFIX = "autograder-jobs-"
+
+
+def _scratch_folder() -> str:
+    """A job's scratch folder, named after this process so that it can be found if the process
+    is killed before it removes it."""
+    return tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-")
+
+
+@functools.cache
+def _remove_stale_scratch() -> None:
+    """Once per process: delete this user's scratch folders left by grading processes that no
+    longer exist (a Dask worker killed mid-job cannot clean up)."""
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        if not name.startswith(SCRATCH_PREFIX):
+            continue
+        pid = name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        path = os.path.join(root, name)
+        try:
+            info = os.lstat(path)
+            if (not pid.isdigit() or info.st_uid != os.geteuid() or not stat.S_ISDIR(info.st_mode)
+                    or os.path.exists(f"/proc/{pid}")):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def run_worker(job: Job, template: str, uid: int | None) -> Result:
     """Grade ``job`` in a worker forked by this thread's :class:`WorkerServer`, for at most
     ``job.time_limit`` seconds (then whatever is left of it is killed); its Result, with a note
     if it failed."""
-    scratch = tempfile.mkdtemp(prefix="autograder-jobs-")
+    scratch = _scratch_folder()
     # Root: the job's folder belongs to its uid, which must pass through (not list) this one.
     os.chmod(scratch, 0o711 if uid is not None else 0o700)
     files = {name: os.path.join(scratch, f".{name}") for name in ("stdin", "stdout", "stderr")}

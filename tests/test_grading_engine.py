@@ -144,6 +144,58 @@ def test_a_worker_that_fails_gives_an_error_result_not_an_exception(tmp_path):
                for n in result.notes), result.notes
 
 
+def test_two_runs_of_one_template_register_plugins_of_their_own():
+    """Two TAs on one shared cluster: the first run's end must not unregister the second's."""
+    from autograder.engine import TemplatePlugin
+
+    ref = TemplateRef(ASSIGNMENT, "f" * 16, "0" * 64)
+    assert TemplatePlugin(ref, b"").name != TemplatePlugin(ref, b"").name
+
+
+def test_templates_unused_for_a_week_are_pruned_the_others_kept(tmp_path, monkeypatch):
+    from autograder import engine
+
+    monkeypatch.setattr(engine.tempfile, "tempdir", str(tmp_path))
+    cache = Path(engine._template_cache())
+    old, recent = cache / "rnn-old", cache / "rnn-recent"
+    for folder in (old, recent):
+        (folder / "release").mkdir(parents=True)
+    week_ago = time.time() - engine.TEMPLATE_UNUSED_S - 60
+    os.utime(old, (week_ago, week_ago))
+    assert engine.prune_templates() == ["rnn-old"]
+    assert not old.exists() and recent.is_dir()
+
+
+def test_a_job_marks_its_template_as_used(tmp_path, monkeypatch):
+    """run_job touches the template before anything else can fail: pruning spares it."""
+    from autograder import engine
+
+    monkeypatch.setattr(engine.tempfile, "tempdir", str(tmp_path))
+    ref = TemplateRef(ASSIGNMENT, "f" * 16, "0" * 64)
+    template = Path(engine._template_cache()) / ref.key
+    template.mkdir()
+    os.utime(template, (0, 0))
+    monkeypatch.setattr(engine, "run_worker", lambda job, template, uid: _result())
+    engine.run_job(_job(template=ref, sandboxed=False).to_json())
+    assert time.time() - template.stat().st_mtime < engine.TEMPLATE_UNUSED_S
+    assert engine.prune_templates() == []
+
+
+def test_scratch_left_by_a_dead_grading_process_is_removed(tmp_path, monkeypatch):
+    from autograder import engine
+
+    monkeypatch.setattr(engine.tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = tmp_path / f"{engine.SCRATCH_PREFIX}{dead.pid}-abc"
+    mine = tmp_path / f"{engine.SCRATCH_PREFIX}{os.getpid()}-def"
+    other = tmp_path / "something-else"
+    for folder in (left, mine, other):
+        (folder / "job").mkdir(parents=True)
+    engine._remove_stale_scratch.__wrapped__()
+    assert not left.exists() and mine.is_dir() and other.is_dir()
+
+
 def _listening_sockets() -> dict[str, str]:
     """The sockets this process listens on: inode -> address (hex, as /proc/net shows it)."""
     own = set()
@@ -181,6 +233,21 @@ def test_a_template_archive_does_not_depend_on_when_it_was_packed(tmp_path):
     os.utime(folder / "sub" / "a.txt", (0, 0))
     assert pack_folder(str(folder)) == first
     assert gzip.decompress(first)  # a plain tar.gz
+
+
+def test_the_template_fingerprint_follows_an_extra_assignments_module(tmp_path, monkeypatch):
+    """An assignment registered through AUTOGRADER_EXTRA_ASSIGNMENTS is part of the grader: a
+    change to its module must build a new template."""
+    from autograder import course as course_module
+    from autograder.pipeline import Settings
+
+    module = tmp_path / "extra_assignment.py"
+    module.write_text("POINTS = 1\n")
+    monkeypatch.setattr(course_module, "extra_assignment_files", lambda: [str(module)])
+    course = course_module.Course(Settings(course_dir=str(tmp_path / "course")))
+    before = course.fingerprint(ASSIGNMENT)
+    module.write_text("POINTS = 2\n")
+    assert course.fingerprint(ASSIGNMENT) != before
 
 
 # Grading runs.
