@@ -68,7 +68,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
              "re-verification (default: %(default)s)")
     parser.add_argument(
         "--memory-mb", type=_positive_int, default=2048, metavar="MB",
-        help="address-space limit of the student's kernel and of the re-verification process "
+        help="address-space limit of the sandboxed process that runs the notebook and the checks "
              "(default: %(default)s)")
     parser.add_argument(
         "--max-output-kb", type=_positive_int, default=1024, metavar="KB",
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m autograder",
         description="Release the course's assignments, autograde submissions with nbgrader "
-                    "(every function re-verified outside the student's kernel), and produce "
+                    "(every function scored by the trusted re-verification), and produce "
                     "feedback and a grades CSV.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -266,13 +266,13 @@ def selfcheck(assignment: str, work: str, args) -> int:
     for student, want in (("solution", "max"), ("student-version", 0)):
         result = results[student]
         expected = result.max_total if want == "max" else 0
-        # The kernel runs the notebook without hidden tests: it must get through it, and only
+        # The notebook (without hidden tests) must run to its end, and only
         # the trusted re-verification scores.
         kernel_ok = bool(result.notebook_ran)
         ok = result.total == expected and kernel_ok
         failures += not ok
         print(f"{assignment}: {student}: {result.total:g}/{result.max_total:g} "
-              f"(nbgrader ran the notebook: {'yes' if kernel_ok else 'no'}) "
+              f"(the notebook ran: {'yes' if kernel_ok else 'no'}) "
               f"{'ok' if ok else 'FAILED'}")
         for check in result.checks:
             if (check.points < check.max_points) == (want == "max"):

@@ -162,7 +162,7 @@ class Grader:
         s = self.settings
         n_cells = len(nbformat.read(self.course.source_notebook(assignment), as_version=4).cells)
         n_checks = len(checks_module.CHECKS[assignment])
-        # Every cell may time out in the kernel and every check in the verification.
+        # Every cell may time out in the notebook's run, and every check (twice if the run dies).
         time_limit = s.timeout * (n_cells + 2 * n_checks + 4) + 180
         return Job(assignment=assignment, student=sub.student,
                    notebook=nbformat.writes(sub.notebook).encode(), template=template.ref,

@@ -68,7 +68,7 @@ class Job:
     notebook: bytes                  # the submitted .ipynb as collected and validated (JSON)
     template: TemplateRef
     course_id: str
-    limits: Limits                   # of every sandboxed process (kernel, re-verification)
+    limits: Limits                   # of every sandboxed process (the re-verification's)
     timeout: float                   # seconds per notebook cell and per function's hidden cases
     time_limit: float                # seconds for the whole job, after which it is killed
     max_output_bytes: int            # output kept per notebook cell
@@ -102,7 +102,7 @@ class CheckGrade:
     points: float
     max_points: float
     reason: str | None = None          # why points were lost; None with full marks
-    kernel_error: str | None = None    # the error nbgrader's run showed in the function's test cell
+    kernel_error: str | None = None    # the error the notebook's run showed in its test cell
     kernel_score: float | None = None  # nbgrader's score of that cell (no hidden tests: it ran)
 
     @property
@@ -141,7 +141,7 @@ class Result:
     problem: str | None = None           # why the submission was not graded (status "invalid")
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)   # seconds per phase
-    notebook_ran: bool | None = None     # nbgrader ran the whole notebook (None: not tried)
+    notebook_ran: bool | None = None     # the whole notebook ran (None: not tried)
     autograded: bytes | None = None      # the .ipynb nbgrader ran
     feedback: bytes | None = None        # the feedback .html
     version: int = RESULT_VERSION

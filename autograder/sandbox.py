@@ -6,8 +6,8 @@ Everything a student wrote runs in a process started through this module's launc
 
 The launcher reads the :class:`Sandbox` spec and, running as the grader:
 
-* starts a new session and sends stdout/stderr to ``/dev/null`` (a kernel reports through its
-  ZeroMQ sockets instead);
+* starts a new session and sends stdout/stderr to ``/dev/null`` (the program reports through
+  the files of the folders it may write);
 * when the grader is root, switches to the job's own unprivileged uid (leased with
   :func:`lease_uid`, so that two grader runs on one machine never share one) with no groups;
 * sets resource limits: address space (memory), CPU seconds, file size, no core files;
@@ -26,10 +26,6 @@ bubblewrap runs with ``--die-with-parent``, and PID 1 of the sandbox is bubblewr
 program exits, or the process that started the sandbox dies, or the grader kills the sandbox's
 outer process, the kernel kills every process of the namespace, daemons included. Nothing is ever
 killed by uid.
-
-A Jupyter kernel talks to the grader over Unix sockets (``transport = "ipc"``) in the spec's
-``runtime`` folder, since it has no network; ``-f CONNECTION_FILE`` in the program's arguments is
-copied there first, because the original is readable by the grader's user only.
 
 :func:`probe` starts a sandbox once per grading run; where none can start, ``grade`` refuses, unless
 told ``--unsandboxed`` (then ``confine=False``: resource limits only, as the grader's user).
@@ -73,10 +69,10 @@ _MS_NOSUID, _MS_NODEV = 2, 4
 _MS_BIND, _MS_REC, _MS_PRIVATE = 0x1000, 0x4000, 1 << 18
 _MNT_DETACH = 2
 
-# Variables a kernel or the verification child may inherit; everything else is dropped. The child
+# Variables the verification child may inherit; everything else is dropped. The child
 # registers the grader's extra assignments (autograder/assignments.py) from the last one.
-_KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "JPY_PARENT_PID", "JPY_SESSION_NAME",
-             "NBGRADER_EXECUTION", "AUTOGRADER_EXTRA_ASSIGNMENTS")
+_KEPT_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "NBGRADER_EXECUTION",
+             "AUTOGRADER_EXTRA_ASSIGNMENTS")
 # What of /etc a Python process may need (dynamic linker, time zone, user names, fonts).
 _ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group",
         "nsswitch.conf", "hosts", "fonts", "mime.types")
@@ -89,7 +85,7 @@ class Limits:
     memory_mb: int | None = 2048   # RLIMIT_AS: a runaway allocation raises MemoryError
     cpu_s: int | None = 600        # RLIMIT_CPU: SIGKILL
     fsize_mb: int | None = 64      # RLIMIT_FSIZE: no file above this
-    nproc: int | None = 128        # processes and threads of the sandbox (ipykernel uses ~10)
+    nproc: int | None = 128        # processes and threads of the sandbox
     tmpfs_mb: int = 256            # each of the private /tmp, home and /dev/shm (memory-backed)
 
 
@@ -104,7 +100,6 @@ class Sandbox:
     confine: bool = True            # False (--unsandboxed): resource limits only
     readable: list[str] = field(default_factory=list)   # extra paths, read-only
     writable: list[str] = field(default_factory=list)   # extra folders, read-write
-    runtime: str | None = None      # a kernel's folder for its connection file and sockets
     env: dict[str, str] = field(default_factory=dict)
 
     def write(self, path: str) -> str:
@@ -328,17 +323,12 @@ def bwrap_command(sandbox: Sandbox, program: list[str], cwd: str) -> list[str]:
 
 def clean_env(sandbox: Sandbox) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in _KEPT_ENV}
-    if sandbox.confine:
-        # ipykernel would compare it with its parent's pid, which in its PID namespace is 1, and
-        # shut down; the kernel ends with its sandbox anyway.
-        env.pop("JPY_PARENT_PID", None)
     env.setdefault("PATH", "/usr/bin:/bin")
     env.update({
         "HOME": sandbox.home,
         "TMPDIR": "/tmp" if sandbox.confine else sandbox.home,
         "IPYTHONDIR": os.path.join(sandbox.home, ".ipython"),
         "MPLCONFIGDIR": os.path.join(sandbox.home, ".matplotlib"),
-        "JUPYTER_RUNTIME_DIR": os.path.join(sandbox.home, ".jupyter-runtime"),
         "MPLBACKEND": "Agg",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONHASHSEED": "0",
@@ -351,7 +341,7 @@ def clean_env(sandbox: Sandbox) -> dict[str, str]:
 
 def prepare(sandbox: Sandbox) -> None:
     """Create the sandbox's folders, owned by its uid; call as the grader."""
-    folders = [sandbox.runtime, *sandbox.writable]
+    folders = list(sandbox.writable)
     if not sandbox.confine:
         folders.append(sandbox.home)  # with bubblewrap, home is a tmpfs
     for path in filter(None, folders):
@@ -388,17 +378,10 @@ def _launch(spec_path: str, program: list[str]) -> None:
     sandbox = Sandbox.read(spec_path)
     root = os.geteuid() == 0
     drop = root and sandbox.uid is not None
-    if "-f" in program and sandbox.runtime:
-        i = program.index("-f") + 1
-        copy = os.path.join(sandbox.runtime, "kernel-connection.json")
-        shutil.copyfile(program[i], copy)
-        if drop:
-            os.chown(copy, sandbox.uid, sandbox.uid)
-        program[i] = copy
     try:
         os.setsid()
     except PermissionError:
-        pass  # already a session leader (jupyter_client starts kernels in a new session)
+        pass  # already a session leader
     cwd = sandbox.cwd or os.getcwd()
     if drop and sandbox.confine:
         _make_reachable([*python_paths(), cwd, *sandbox.readable, *sandbox.writable],

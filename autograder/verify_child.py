@@ -1,22 +1,31 @@
-"""The untrusted half of the trusted re-verification: runs a submission's code on the given cases.
+"""The untrusted half of the trusted re-verification: runs a submission's notebook, then the checks.
 
 This file is copied into the sandbox's own folder and started there as a plain script
-(``python -I -S verify_child.py DIR``), with a private copy of ``autograder/checks`` next to it and
-the interpreter's site-packages added without processing ``.pth`` files: ``solutions`` (installed
-editable) is not importable, and in a mount namespace its files are not even visible.
+(``python -I -S verify_child.py DIR``), with the interpreter's site-packages added without
+processing ``.pth`` files: ``solutions`` (installed editable) is not importable, and in a mount
+namespace its files are not even visible.
 
-Protocol (all under DIR): ``input.json`` (the code cells, the checks to run, the case layout),
-``cases.npz`` (the case arrays). For each check it writes ``<out_dir>/<check>.npz`` (the outputs of
-each case, ``c<i>/<key>``) and ``<check>.json`` (``{"error": reason or null}``) before going on to
-the next one, and ``<out_dir>/progress`` names the check being run, so that the parent can
-attribute a crash and go on without it. Nothing here is trusted: the parent compares the arrays
-with the reference.
+It runs the notebook once, as a Jupyter kernel would: every code cell in order in an IPython
+shell (magics, ``display``, rich results, tracebacks), each with a time limit. With ``capture``
+in the input, each cell's outputs (streams, displays, results, errors; at most ``capture`` bytes
+of it) are written to ``<out_dir>/_out<i>.json`` as the cell ends: they become the autograded
+notebook's outputs. Then it writes ``<cells-done>`` to ``<out_dir>/progress`` and waits for
+``DIR/checks/ready``: only then does the parent, having read the outputs, put the checks
+(``autograder/checks``, the cases ``cases.npz`` and their layout ``cases.json``) into
+``DIR/checks``. Nothing printed while the notebook ran can show a hidden test.
+
+For each check it writes ``<out_dir>/<check>.npz`` (the outputs of each case, ``c<i>/<key>``) and
+``<check>.json`` (``{"error": reason or null}``) before going on to the next one, and
+``<out_dir>/progress`` names the check being run, so that the parent can attribute a crash and go
+on without it. Nothing here is trusted: the parent compares the arrays with the reference.
 """
 
+import contextlib
 import json
 import os
 import signal
 import sys
+import time
 import warnings
 
 
@@ -28,30 +37,169 @@ def _alarm(signum, frame):
     raise _CellTimeout()
 
 
-class _FakeIPython:
-    """Enough of ``get_ipython()`` for the magics that IPython's transformer leaves in the code."""
+class _CellOutputs:
+    """What one cell printed and displayed, as notebook outputs, within a budget of bytes shared
+    by every kind of output (0: nothing is kept)."""
 
-    def __init__(self, namespace):
-        self.user_ns = namespace
+    def __init__(self, max_bytes, execution_count=None):
+        self.max_bytes = max_bytes
+        self.execution_count = execution_count
+        self.outputs = []
+        self.used = 0
+        self.truncated = False
 
-    def run_line_magic(self, *args, **kwargs):
-        return None
+    def _fits(self, size):
+        self.used += size
+        if self.used <= self.max_bytes:
+            return True
+        if self.max_bytes and not self.truncated:
+            self.truncated = True
+            self.stream("stderr", f"\n[output truncated: more than {self.max_bytes // 1000} kB]\n",
+                        force=True)
+        return False
 
-    def run_cell_magic(self, name, line, body):
-        # Timing and capturing magics still define the cell's functions.
-        if name in ("time", "timeit", "capture"):
-            exec(compile(body, "<cell>", "exec"), self.user_ns)
+    def stream(self, name, text, force=False):
+        if not force and not self._fits(len(text)):
+            return
+        last = self.outputs[-1] if self.outputs else None
+        if last and last["output_type"] == "stream" and last["name"] == name:
+            last["text"] += text
+        else:
+            self.outputs.append({"output_type": "stream", "name": name, "text": text})
 
-    def system(self, *args, **kwargs):
-        return None
-
-    def getoutput(self, *args, **kwargs):
-        return []
+    def rich(self, output):
+        if self._fits(len(json.dumps(output, default=str))):
+            self.outputs.append(output)
 
 
-def _load_cases(spec, arrays):
+class _Stream:
+    """``sys.stdout`` or ``sys.stderr`` while a cell runs: into the cell's outputs."""
+
+    encoding = "utf-8"
+    errors = "replace"
+
+    def __init__(self, name, sink):
+        self.name, self.sink = name, sink
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self.sink().stream(self.name, text)
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        import io
+
+        raise io.UnsupportedOperation("fileno")
+
+
+def _shell(cell_outputs):
+    """An IPython shell whose displays, results and tracebacks go to ``cell_outputs()``, as in a
+    kernel; nothing is written to IPython's history."""
+    from IPython.core.displayhook import DisplayHook
+    from IPython.core.displaypub import DisplayPublisher
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets import Type
+    from traitlets.config import Config
+
+    class Publisher(DisplayPublisher):
+        def publish(self, data, metadata=None, source=None, *, transient=None, update=False,
+                    **kwargs):
+            cell_outputs().rich({"output_type": "display_data", "data": data,
+                                 "metadata": metadata or {}})
+
+        def clear_output(self, wait=False):
+            cell_outputs().outputs.clear()
+
+    class Hook(DisplayHook):
+        def write_output_prompt(self):
+            pass
+
+        def write_format_data(self, format_dict, md_dict=None):
+            cell_outputs().rich({"output_type": "execute_result", "data": format_dict,
+                                 "metadata": md_dict or {},
+                                 "execution_count": cell_outputs().execution_count})
+
+        def finish_displayhook(self):
+            pass
+
+    class Shell(InteractiveShell):
+        display_pub_class = Type(Publisher)
+        displayhook_class = Type(Hook)
+
+        @contextlib.contextmanager
+        def _tee(self, channel):
+            # IPython 9 keeps a copy of everything printed in memory: not here.
+            yield
+
+        def _showtraceback(self, etype, evalue, stb):
+            cell_outputs().rich({"output_type": "error", "ename": getattr(etype, "__name__", "?"),
+                                 "evalue": str(evalue)[:2000], "traceback": stb[-100:]})
+
+    config = Config()
+    config.HistoryManager.enabled = False
+    config.InteractiveShell.colors = "nocolor"
+    return Shell.instance(config=config)
+
+
+def _run_cells(cells, timeout, capture, out_dir):
+    """Run the notebook's cells in one IPython shell; returns its namespace and notes on the
+    cells that raised or ran too long."""
+    current = [_CellOutputs(capture or 0)]
+    shell = _shell(lambda: current[0])
+    notes = []
+    real_streams = sys.stdout, sys.stderr
+    sys.stdout = _Stream("stdout", lambda: current[0])
+    sys.stderr = _Stream("stderr", lambda: current[0])
+    try:
+        for i, source in enumerate(cells):
+            current[0] = _CellOutputs(capture or 0, shell.execution_count)
+            with open(os.path.join(out_dir, "progress"), "w") as f:
+                f.write(f"<cell {i}>")
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                result = shell.run_cell(source, store_history=True)
+            except _CellTimeout:  # between IPython's own handlers
+                result = None
+                notes.append(f"code cell {i + 1} ran longer than {timeout:g} s")
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            error = result and (result.error_before_exec or result.error_in_exec)
+            if isinstance(error, _CellTimeout):
+                notes.append(f"code cell {i + 1} ran longer than {timeout:g} s")
+                current[0].outputs.append({"output_type": "error", "ename": "CellTimeoutError",
+                                           "evalue": f"ran longer than {timeout:g} s",
+                                           "traceback": []})
+            elif error is not None:
+                notes.append(f"code cell {i + 1} raised {type(error).__name__}: {str(error)[:200]}")
+            if capture is not None:
+                with open(os.path.join(out_dir, f"_out{i}.json"), "w") as f:
+                    json.dump({"execution_count": current[0].execution_count,
+                               "outputs": current[0].outputs}, f, default=str)
+    finally:
+        sys.stdout, sys.stderr = real_streams
+    return shell.user_ns, notes
+
+
+def _wait_for(path):
+    """Until the parent has put the checks in place (it kills this process if it never does)."""
+    while not os.path.exists(path):
+        time.sleep(0.01)
+
+
+def _load_cases(layouts, arrays):
     cases = {}
-    for name, layout in spec["cases"].items():
+    for name, layout in layouts.items():
         cases[name] = [
             {k: (arrays[v["array"]] if "array" in v else v["value"]) for k, v in case.items()}
             for case in layout
@@ -126,40 +274,36 @@ def _run_check(check, check_cases, namespace, timeout):
 
 
 def main(folder):
-    import numpy as np
-
     with open(os.path.join(folder, "input.json")) as f:
         spec = json.load(f)
-    with np.load(os.path.join(folder, "cases.npz"), allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    cases = _load_cases(spec, arrays)
-    from autograder import checks as checks_module
-
-    wanted = {c.name: c for c in checks_module.CHECKS[spec["assignment"]]}
     out_dir = spec["out_dir"]
     progress = os.path.join(out_dir, "progress")
     timeout = spec["timeout"]
 
     signal.signal(signal.SIGALRM, _alarm)
-    warnings.simplefilter("ignore")
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-    namespace["get_ipython"] = lambda: _FakeIPython(namespace)
-    cell_errors = []
-    with open(progress, "w") as f:
-        f.write("<cells>")
-    for i, source in enumerate(spec["cells"]):
-        signal.setitimer(signal.ITIMER_REAL, timeout)
-        try:
-            exec(compile(source, f"<cell {i}>", "exec"), namespace)
-        except _CellTimeout:
-            cell_errors.append(f"cell {i} ran longer than {timeout:g} s")
-        except BaseException as error:  # noqa: BLE001 -- the notebook goes on after a failing cell
-            cell_errors.append(f"cell {i} raised {type(error).__name__}: {str(error)[:200]}")
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+    namespace, cell_notes = _run_cells(spec["cells"], timeout, spec.get("capture"), out_dir)
     with open(os.path.join(out_dir, "_cells.json"), "w") as f:
-        json.dump(cell_errors, f)
+        json.dump(cell_notes, f)
+    with open(progress, "w") as f:
+        f.write("<cells-done>")
 
+    checks_dir = os.path.join(folder, "checks")
+    _wait_for(os.path.join(checks_dir, "ready"))
+    warnings.simplefilter("ignore")
+    sys.path.insert(0, checks_dir)
+    import importlib
+
+    importlib.invalidate_caches()
+    import numpy as np
+
+    with open(os.path.join(checks_dir, "cases.json")) as f:
+        layout = json.load(f)
+    with np.load(os.path.join(checks_dir, "cases.npz"), allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    cases = _load_cases({n: layout[n] for n in spec["checks"]}, arrays)
+    from autograder import checks as checks_module
+
+    wanted = {c.name: c for c in checks_module.CHECKS[spec["assignment"]]}
     if any("torch" in source for source in spec["cells"]):
         # Imported here, outside any check's time limit (it takes seconds), so that the first
         # check does not pay for it and its operators are recorded from the first call.
@@ -191,7 +335,6 @@ def main(folder):
 
 if __name__ == "__main__":
     folder = sys.argv[1]
-    sys.path[:0] = [os.path.join(folder, "pkg")]
     sys.path.extend(json.loads(sys.argv[2]))
     # Like a kernel started in the notebook's folder: helper modules shipped with it import.
     sys.path.append(os.getcwd())

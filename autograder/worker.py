@@ -1,23 +1,23 @@
 """Grade one submission: ``python -m autograder.worker --template DIR < JOB.json > RESULT.jsonl``.
 
 The engine (:mod:`autograder.engine`) runs one worker process per submission, on whichever
-machine Dask gives the job, so that students never share a process, a kernel or a SQLite
-gradebook, and a crash of student code never takes down the engine; the process is forked from
-a server that imported this module's libraries once (:mod:`autograder.worker_server`), or
-started as above (:func:`main`). The worker reads a
-:class:`autograder.records.Job` (the notebook's bytes, limits) from stdin, works in a temporary
-folder of its own that it deletes at the end, and writes :class:`autograder.records.Result` lines
-to stdout. It touches nothing shared: only the grading parent writes the course folder. Steps:
+machine Dask gives the job, so that students never share a process or a SQLite gradebook, and a
+crash of student code never takes down the engine; the process is forked from a server that
+imported this module's libraries once (:mod:`autograder.worker_server`), or started as above
+(:func:`main`). The worker reads a :class:`autograder.records.Job` (the notebook's bytes, limits)
+from stdin, works in a temporary folder of its own that it deletes at the end, and writes
+:class:`autograder.records.Result` lines to stdout. It touches nothing shared: only the grading
+parent writes the course folder. Steps:
 
-1. the trusted re-verification (:mod:`autograder.verify`) scores every function; that result is
-   written at once, so that a crash later still leaves the authoritative scores;
-2. ``nbgrader autograde`` runs in the job's course folder (a copy of the template gradebook whose
-   test cells are the released ones: the kernel never sees a hidden test), with the kernel started
-   through :mod:`autograder.sandbox` and a cap on the output it may send; each graded cell's score
-   is then overridden with the trusted one (nbgrader's manual score);
-3. links and special files the kernel left in its folder are deleted, and the feedback is
-   rendered with :class:`autograder.feedback.ExplainGrades` and the sanitising exporter; the
-   autograded notebook and the page go back as bytes in the final result.
+1. ``nbgrader autograde`` runs in the job's course folder (a copy of the template gradebook whose
+   test cells are the released ones: no hidden test is ever in the notebook): it restores the
+   read-only and test cells, and where it would start a kernel, :class:`NotebookRun` has the
+   trusted re-verification (:mod:`autograder.verify`) run the notebook once, in a sandbox, and
+   then score every function; the cells get that run's outputs. The scores are written at once,
+   so that a crash later still leaves the authoritative scores; each graded cell's score in the
+   job's gradebook is then overridden with the trusted one (nbgrader's manual score);
+2. the feedback is rendered with :class:`autograder.feedback.ExplainGrades` and the sanitising
+   exporter; the autograded notebook and the page go back as bytes in the final result.
 
 Everything under the job folder that student code could have written is read as
 :mod:`autograder.untrusted` says. The worker limits its own address space
@@ -44,13 +44,10 @@ from collections.abc import Callable
 
 import nbformat
 
-from autograder.output_cap import truncation_note
 from autograder.records import CheckGrade, Job, Result
-from autograder.sandbox import Sandbox, prepare
 from autograder.untrusted import read_bytes
-from autograder.verify import verify
+from autograder.verify import Verification, verify
 
-KERNEL_NAME = "autograder-sandbox"
 # The worker's own address space; it holds one notebook and bounded outputs (~300 MB in use).
 WORKER_MEMORY_MB = 4096
 MAX_JOB_BYTES = 64 * 2**20        # a job's JSON (the notebook is capped at collection)
@@ -82,23 +79,21 @@ def _definitions_only(source: str) -> str:
 
 
 def student_cells(nb, release=None) -> list[str]:
-    """The code the re-verification runs: the student's cells, and the helpers of locked cells.
+    """The code the forbidden-call scan reads, and that the re-verification runs instead of the
+    notebook when the notebook's run died: the student's cells, and the helpers of locked cells.
 
     Solution cells and cells without nbgrader metadata (the student's own, or plain set-up cells)
     run as they are; graded test cells are left out; other nbgrader cells (read-only set-up and
     visible checks) contribute their imports, function and class definitions and literal
     constants, taken from the released notebook ``release`` when it has the cell (so a helper
-    such as ``log_softmax`` is the one the notebook gave, edited or not). IPython magics become
-    calls on a stand-in ``get_ipython()``.
+    such as ``log_softmax`` is the one the notebook gave, edited or not). IPython's syntax
+    becomes calls on ``get_ipython()``.
     """
-    from IPython.core.inputtransformer2 import TransformerManager
-
     released = {}
     for cell in (release.cells if release is not None else []):
         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id and cell.cell_type == "code":
             released[grade_id] = cell.source
-    transform = TransformerManager().transform_cell
     cells = []
     for cell in nb.cells:
         if cell.cell_type != "code" or "HIDDEN TESTS" in cell.source:
@@ -109,10 +104,7 @@ def student_cells(nb, release=None) -> list[str]:
         source = cell.source
         if meta and not meta.get("solution"):
             source = released.get(meta.get("grade_id"), source)
-        try:
-            source = transform(source)
-        except Exception:  # noqa: BLE001 -- leave it to the child to report the syntax error
-            pass
+        source = _python(source)
         if meta and not meta.get("solution"):
             source = _definitions_only(source)
         if source.strip():
@@ -133,7 +125,7 @@ def _data_files(job: Job, template: str) -> list[str]:
                   if os.path.isfile(os.path.join(source, f)) and not f.endswith(".ipynb"))
 
 
-def _prepare_kernel_course(job: Job, template: str, course: str) -> None:
+def _prepare_job_course(job: Job, template: str, course: str) -> None:
     """The job's course folder as nbgrader's autograde needs it, with nothing secret in it.
 
     nbgrader restores the test cells from the gradebook's copy of the source notebook, which
@@ -167,66 +159,6 @@ def _prepare_kernel_course(job: Job, template: str, course: str) -> None:
         gb.db.commit()
 
 
-def _output_cap_class(max_bytes: int):
-    from nbgrader.preprocessors import Execute
-
-    class CappedExecute(Execute):
-        """nbgrader's Execute that drops a cell's output beyond ``max_bytes``.
-
-        The backstop for output that gets past the kernel's own cap (:mod:`autograder.output_cap`),
-        e.g. because the student's code removed it.
-        """
-
-        def output(self, outs, msg, display_id, cell_index):
-            size = self._sizes.get(cell_index, 0) + len(json.dumps(msg.get("content", {})))
-            self._sizes[cell_index] = size
-            if size > max_bytes:
-                if cell_index not in self._truncated:
-                    self._truncated.add(cell_index)
-                    outs.append(nbformat.v4.new_output(
-                        "stream", name="stderr", text=truncation_note(max_bytes)))
-                return None
-            return super().output(outs, msg, display_id, cell_index)
-
-        def preprocess(self, nb, resources=None, km=None):
-            self._sizes, self._truncated = {}, set()
-            return super().preprocess(nb, resources, km)
-
-    return CappedExecute
-
-
-def _kernel_sandbox(job: Job, folder: str, uid: int | None) -> Sandbox:
-    """The kernel's sandbox: a private home, a runtime folder for its connection file and
-    sockets, and the output cap's module. Nothing of ``solutions`` or the grader's checks: the
-    notebook it runs has no hidden tests (:func:`_prepare_kernel_course`)."""
-    tools = os.path.join(folder, "kernel-tools")
-    os.makedirs(tools)
-    shutil.copy(os.path.join(os.path.dirname(__file__), "output_cap.py"), tools)
-    sandbox = Sandbox(home=os.path.join(folder, "kernel-home"), cwd=None, limits=job.limits,
-                      uid=uid, confine=job.sandboxed, runtime=os.path.join(folder, "run"),
-                      readable=[tools])
-    sandbox.writable = [sandbox.runtime]
-    prepare(sandbox)
-    return sandbox
-
-
-def _kernelspec(job: Job, folder: str, sandbox: Sandbox, sandbox_spec: str) -> str:
-    """A kernelspec that starts ipykernel inside the sandbox; returns its JUPYTER_PATH entry."""
-    root = os.path.join(folder, "jupyter")
-    kernel_folder = os.path.join(root, "kernels", KERNEL_NAME)
-    os.makedirs(kernel_folder)
-    cap_module = os.path.join(sandbox.readable[0], "output_cap.py")
-    cap = f"__import__('runpy').run_path({cap_module!r})['install']({job.max_output_bytes})"
-    argv = sandbox.command(sandbox_spec, [sys.executable, "-m", "ipykernel_launcher",
-                                          "-f", "{connection_file}",
-                                          f"--IPKernelApp.exec_lines={json.dumps([cap])}"])
-    # No network in the sandbox: the kernel is interrupted by a message, not a signal.
-    with open(os.path.join(kernel_folder, "kernel.json"), "w") as f:
-        json.dump({"argv": argv, "display_name": "Python 3 (autograder sandbox)",
-                   "language": "python", "interrupt_mode": "message"}, f)
-    return root
-
-
 def remove_special_files(folder: str) -> list[str]:
     """Delete everything under ``folder`` that is not a regular file or a folder (links, FIFOs,
     sockets, devices), without following links; returns their relative paths.
@@ -254,19 +186,6 @@ def _config(job: Job, folder: str):
     c.CourseDirectory.root = course
     c.CourseDirectory.course_id = job.course_id
     c.CourseDirectory.db_url = f"sqlite:///{os.path.join(course, 'gradebook.db')}"
-    c.Execute.timeout = int(job.timeout)
-    c.Execute.kernel_name = KERNEL_NAME
-    # The sandboxed kernel has no network: it talks to nbgrader over Unix sockets in its runtime
-    # folder, the one folder it may write.
-    c.KernelManager.transport = "ipc"
-    c.KernelManager.ip = os.path.join(folder, "run", "kernel")
-    c.Execute.startup_timeout = 120
-    # The kernel's sandbox is killed right after the run; a graceful shutdown only waits for
-    # torch's teardown (2.6 s with torch, 0.1 s immediate).
-    c.Execute.shutdown_kernel = "immediate"
-    # A kernel that floods its output leaves a backlog after the cell ends: drop it, do not fail.
-    c.Execute.raise_on_iopub_timeout = False
-    c.Execute.iopub_timeout = 10
     c.OverwriteCells.add_missing_cells = True
     c.LimitOutput.max_lines = 500
     c.Autograde.create_student = True
@@ -276,32 +195,23 @@ def _config(job: Job, folder: str):
     return c
 
 
-def _kernel_findings(notebook_path: str, timeout: float) -> tuple[dict[str, str], list[str]]:
-    """What went wrong in the kernel: per graded cell, and in general (timeouts)."""
-    per_cell, notes = {}, []
+def _cell_errors(notebook_path: str) -> dict[str, str]:
+    """The error each graded test cell showed in the notebook's run, by grade id."""
+    per_cell = {}
     if not os.path.exists(notebook_path):
-        return per_cell, notes
+        return per_cell
     nb = nbformat.read(notebook_path, as_version=4)
-    timeouts = 0
     for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
         for out in cell.get("outputs", []):
-            if out.output_type != "error":
-                continue
-            if out.ename == "CellTimeoutError":
-                timeouts += 1
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if grade_id:
+            if out.output_type == "error" and grade_id:
                 per_cell[grade_id] = f"{out.ename}: {out.evalue}"[:300]
-    if timeouts:
-        notes.append(f"{timeouts} cell(s) ran longer than {timeout:g} s and were interrupted")
-    return per_cell, notes
+    return per_cell
 
 
 def _nbgrader_error(run: dict) -> str:
     """The most telling line of a failed ``nbgrader autograde`` (its last line is generic)."""
     text = f"{run.get('log') or ''}\n{run.get('error') or ''}"
-    if "DeadKernelError" in text or "Kernel died" in text:
-        return "the kernel died (a crash, os._exit, or the memory limit)"
     lines = [ln.strip() for ln in text.splitlines()
              if ("Error" in ln or "error" in ln) and "Please see" not in ln
              and "There was an error" not in ln and ln.strip()]
@@ -329,25 +239,78 @@ def _write_submission(job: Job, folder: str) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
 
 
-def _verify_functions(job: Job, nb, template: str, folder: str, uid: int | None) -> Result:
-    """The trusted grade of every function (:mod:`autograder.verify`): the authoritative scores."""
-    started = time.monotonic()
-    trusted, notes = verify(
-        job.assignment, student_cells(nb, _release_notebook(job, template)), template,
-        os.path.join(folder, "verify"), uid=uid, confine=job.sandboxed, timeout=job.timeout,
-        limits=job.limits, data_files=_data_files(job, template))
-    checks = [CheckGrade(r.name, r.points, r.max_points, r.reason) for r in trusted]
-    result = Result.scored(job.student, job.assignment, checks, list(job.notes) + notes)
-    result.timings["verify"] = time.monotonic() - started
-    return result
+def _python(source: str) -> str:
+    """A cell's code with IPython's syntax (magics, ``!``) as plain Python calls."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        return TransformerManager().transform_cell(source)
+    except Exception:  # noqa: BLE001 -- the child reports the syntax error
+        return source
 
 
-def _nbgrader(job: Job, template: str, folder: str, uid: int | None):
-    """nbgrader's API on the job's course folder, its kernel started in a sandbox."""
-    _prepare_kernel_course(job, template, os.path.join(folder, "course"))
-    kernel_sandbox = _kernel_sandbox(job, folder, uid)
-    spec = kernel_sandbox.write(os.path.join(folder, "kernel-sandbox.json"))
-    os.environ["JUPYTER_PATH"] = _kernelspec(job, folder, kernel_sandbox, spec)
+class NotebookRun:
+    """The one run of a submission: the trusted re-verification (:mod:`autograder.verify`) runs
+    the notebook, as nbgrader's autograde asks it to in place of a kernel (:meth:`preprocessor`),
+    and then every function's checks; ``result`` holds the authoritative scores, reported as
+    soon as they are known."""
+
+    def __init__(self, job: Job, template: str, folder: str, uid: int | None,
+                 report: Callable[[Result], None], graded_cells: list[str]):
+        self.job, self.template, self.folder, self.uid = job, template, folder, uid
+        self.report, self.graded_cells = report, graded_cells
+        self.result: Result | None = None
+        self.completed = False
+
+    def verify(self, notebook: list[str] | None) -> Verification:
+        """Run ``notebook`` (None: only the graded cells, no outputs kept) and the checks."""
+        job, started = self.job, time.monotonic()
+        verification = verify(
+            job.assignment, self.graded_cells, self.template, os.path.join(self.folder, "verify"),
+            uid=self.uid, confine=job.sandboxed, timeout=job.timeout, limits=job.limits,
+            data_files=_data_files(job, self.template), notebook=notebook,
+            capture=job.max_output_bytes if notebook is not None else None)
+        checks = [CheckGrade(r.name, r.points, r.max_points, r.reason)
+                  for r in verification.results]
+        self.result = Result.scored(job.student, job.assignment, checks,
+                                    list(job.notes) + verification.notes)
+        self.result.timings["verify"] = time.monotonic() - started
+        self.completed = notebook is not None and verification.notebook_completed
+        self.report(self.result)
+        return verification
+
+    def preprocessor(self):
+        """An nbconvert preprocessor class that runs the notebook through :meth:`verify` and
+        gives each code cell the outputs of that run."""
+        from nbconvert.preprocessors import Preprocessor
+        from traitlets import Bool
+
+        run = self
+
+        class VerifiedRun(Preprocessor):
+            enabled = Bool(True)
+
+            def preprocess(self, nb, resources):
+                code = [cell for cell in nb.cells if cell.cell_type == "code"]
+                verification = run.verify([_python(cell.source) for cell in code])
+                stopped = False
+                for cell, ran in zip(code, verification.outputs, strict=True):
+                    cell.outputs = ran["outputs"] if ran else []
+                    cell.execution_count = ran["execution_count"] if ran else None
+                    if ran is None and not verification.notebook_completed and not stopped:
+                        stopped = True
+                        cell.outputs = [nbformat.v4.new_output(
+                            "error", ename="NotebookStopped",
+                            evalue="the notebook's run stopped here (see the notes)",
+                            traceback=[])]
+                return nb, resources
+
+        return VerifiedRun
+
+
+def _nbgrader(job: Job, template: str, folder: str, run: NotebookRun):
+    """nbgrader's API on the job's course folder; the notebook runs in the re-verification."""
+    _prepare_job_course(job, template, os.path.join(folder, "course"))
 
     from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
     from nbgrader.apps import NbGraderAPI
@@ -365,8 +328,8 @@ def _nbgrader(job: Job, template: str, folder: str, uid: int | None):
 
     config = _config(job, folder)
     config.Autograde.autograde_preprocessors = [
-        _output_cap_class(2 * job.max_output_bytes), IgnorePattern, ClearMetadataPreprocessor,
-        LimitOutput, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+        run.preprocessor(), IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     config.GenerateFeedback.preprocessors = [GetGrades, ExplainGrades, CSSHTMLHeaderPreprocessor]
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
@@ -376,23 +339,26 @@ def _autograded_path(job: Job, folder: str) -> str:
                         f"{job.assignment}.ipynb")
 
 
-def _autograde(api, job: Job, folder: str, result: Result) -> None:
-    """nbgrader's own run of the notebook, in the sandboxed kernel; then each graded cell's
-    score is overridden with the trusted one (nbgrader's manual score)."""
+def _autograde(api, job: Job, folder: str, run: NotebookRun) -> Result:
+    """nbgrader's autograde, whose notebook run is the re-verification's; then each graded
+    cell's score is overridden with the trusted one (nbgrader's manual score). A notebook that
+    nbgrader could not take as far as the run is verified as it came, without outputs."""
     started = time.monotonic()
-    # The kernel's sandbox, and everything started in it, ends with the kernel.
-    run = api.autograde(job.assignment, job.student, force=True, create=True)
+    nbgrader_run = api.autograde(job.assignment, job.student, force=True, create=True)
+    if run.result is None:
+        run.verify(None)
+    result = run.result
     autograded = _autograded_path(job, folder)
     if os.path.isdir(os.path.dirname(autograded)):
         left = remove_special_files(os.path.dirname(autograded))
         if left:
-            result.notes.append(f"removed {len(left)} link(s) or special file(s) that the "
-                                "notebook left in its folder")
-    per_cell, kernel_notes = _kernel_findings(autograded, job.timeout)
-    result.notes += kernel_notes
-    result.notebook_ran = bool(run.get("success"))
-    if not run.get("success"):
-        result.notes.append(f"nbgrader could not run the whole notebook: {_nbgrader_error(run)}")
+            result.notes.append(f"removed {len(left)} link(s) or special file(s) from the "
+                                "notebook's folder")
+    per_cell = _cell_errors(autograded)
+    result.notebook_ran = bool(nbgrader_run.get("success")) and run.completed
+    if not nbgrader_run.get("success"):
+        result.notes.append(f"nbgrader could not process the notebook: "
+                            f"{_nbgrader_error(nbgrader_run)}")
 
     from nbgrader.api import Gradebook, MissingEntry
 
@@ -404,12 +370,13 @@ def _autograde(api, job: Job, folder: str, result: Result) -> None:
                 grade_row = gb.find_grade(grade_id, job.assignment, job.assignment, job.student)
             except MissingEntry:
                 continue
-            # The kernel's test cells hold no hidden tests: its score only says the cell ran.
+            # The test cells hold no hidden tests: nbgrader's score only says the cell ran.
             check.kernel_score = grade_row.auto_score
             grade_row.manual_score = check.points
             grade_row.needs_manual_grade = False
         gb.db.commit()
-    result.timings["nbgrader"] = time.monotonic() - started
+    result.timings["nbgrader"] = time.monotonic() - started - result.timings.get("verify", 0)
+    return result
 
 
 def _render_feedback(api, job: Job, folder: str, result: Result) -> None:
@@ -441,16 +408,14 @@ def grade(job: Job, template: str, uid: int | None = None,
           report: Callable[[Result], None] = lambda result: None) -> Result:
     """Grade ``job`` against the unpacked template folder ``template``, with its sandboxes run as
     ``uid`` (root) or as this user (``None``), in a temporary folder of its own; ``report`` gets
-    the trusted scores as soon as they are known, before nbgrader's run."""
+    the trusted scores as soon as they are known, before the feedback is rendered."""
     folder = _make_folder(job, uid)
     try:
         nb = _write_submission(job, folder)
-        result = _verify_functions(job, nb, template, folder, uid)
-        report(result)
-        started = time.monotonic()
-        api = _nbgrader(job, template, folder, uid)
-        result.timings["kernel_setup"] = time.monotonic() - started
-        _autograde(api, job, folder, result)
+        run = NotebookRun(job, template, folder, uid, report,
+                          student_cells(nb, _release_notebook(job, template)))
+        api = _nbgrader(job, template, folder, run)
+        result = _autograde(api, job, folder, run)
         _render_feedback(api, job, folder, result)
         return result
     finally:

@@ -429,9 +429,9 @@ def test_a_verification_killed_from_outside_is_run_again(graded, tmp_path):
         os.chown(work, lease.uid, lease.uid)
         source = template / "source" / ASSIGNMENT
         data = [str(p) for p in source.iterdir() if p.is_file() and p.suffix != ".ipynb"]
-        results, _ = verify(ASSIGNMENT, cells, str(template), str(work), uid=lease.uid,
-                            confine=True, timeout=TIMEOUT, limits=sandbox.Limits(cpu_s=600),
-                            data_files=data)
+        results = verify(ASSIGNMENT, cells, str(template), str(work), uid=lease.uid,
+                         confine=True, timeout=TIMEOUT, limits=sandbox.Limits(cpu_s=600),
+                         data_files=data).results
     killer.join()
     assert killed, "the child was never seen"
     assert {r.name: r.points for r in results} == MAX, [r.reason for r in results]
