@@ -2,8 +2,8 @@
 
 A crafted submission is the student version of an assignment (every solution a stub) or the solved
 version (the instructor's answers pasted into it), plus cells that attack the grader. An attack cell
-runs in the kernel and in the re-verification child, and reports what it achieved on one output
-line, ``REPORT <tag> <json>``, which the tests read back from the autograded notebook.
+runs in the notebook's one run (the re-verification child), and reports what it achieved on one
+output line, ``REPORT <tag> <json>``, which the tests read back from the autograded notebook.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def report_code(tag: str, expression: str) -> str:
     return f"print({REPORT!r}, {tag!r}, __import__('json').dumps({expression}))"
 
 
-def kernel_reports(notebook: Path) -> dict[str, object]:
+def notebook_reports(notebook: Path) -> dict[str, object]:
     """tag -> the value reported by the attack cells of an autograded notebook."""
     found = {}
     for cell in nbformat.read(notebook, as_version=4).cells:

@@ -6,17 +6,17 @@ root as a throwaway uid, as an instructor without root runs it). The crafted one
 
 * ``outputs`` (cases 2, 3, 7): in the re-verification child it turns its output files into links to
   a file only the grader may read, into FIFOs, and into an ``.npz`` declaring a 128 MiB array of
-  compressed zeros (twice the bound); in the kernel it leaves a link and a FIFO in its folder and
-  displays scripts; its markdown cells and an exception message carry scripts, event handlers,
-  frames, a refresh and ``javascript:`` links;
+  compressed zeros (twice the bound); in the notebook's run it leaves a link and a FIFO in its
+  folder and displays scripts; its markdown cells and an exception message carry scripts, event
+  handlers, frames, a refresh and ``javascript:`` links;
 * ``scratch`` (case 4): forbidden calls hidden under ``if True:``, behind ``import_module('tor' +
   'ch')`` and ``getattr``, and behind names no static scan can read (caught at run time);
 * ``helper`` (cases 5, 6): an honest ``ctc_grad`` that calls the notebook's ``log_softmax``, and a
-  hook on the kernel that records and prints every cell it runs;
+  hook on the notebook's shell that records and prints every cell it runs;
 * ``学生甲``/``学生乙``, ``a b``/``a_b`` (case 8), and two zip bombs (case 3).
 
 Each test reads the shared outcome: the grades, the reasons, the feedback pages and what the attack
-cells reported from the kernel. The unit tests at the end pin down the readers one by one.
+cells reported from the notebook's run. The unit tests at the end pin down the readers one by one.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from _hostile import (
     ROOT,
     as_user,
     grade_rows,
-    kernel_reports,
     mode_folder,
+    notebook_reports,
     release_notebook,
     report_code,
     solved_notebook,
@@ -66,8 +66,8 @@ MAX_GRADER_RSS_MB = 1024
 
 
 def outputs_attack(secret: str) -> str:
-    """Hostile output files in the re-verification child; a link, a FIFO and scripts in the
-    kernel."""
+    """Hostile output files, a link, a FIFO and scripts in the notebook's run (the
+    re-verification child)."""
     return f"""
 import json, os, sys, zipfile
 import numpy as np
@@ -190,7 +190,7 @@ HOOK_REPORT = report_code("hook", "{'cells': seen_cells, 'modules': sorted(m for
 
 
 def helper_notebook():
-    """Honest answers; ``ctc_grad`` uses the set-up cell's ``log_softmax``; a hook on the kernel
+    """Honest answers; ``ctc_grad`` uses the set-up cell's ``log_softmax``; a hook on the shell
     right after the set-up cell records every cell that runs after it."""
     nb = solved_notebook(ASSIGNMENT)
     for cell in nb.cells:
@@ -294,7 +294,7 @@ def feedback(graded, student) -> str:
 
 def reports(graded, student) -> dict:
     path = graded["course"] / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    return kernel_reports(path)
+    return notebook_reports(path)
 
 
 class _Elements(html.parser.HTMLParser):
@@ -384,8 +384,8 @@ class TestHostileInputs:
         for path in graded["course"].rglob("*"):
             if path.is_file() and not path.is_symlink():
                 assert secret.encode() not in path.read_bytes(), path
-        kernel = graded["course"] / "autograded" / "outputs" / ASSIGNMENT
-        assert not any(p.is_symlink() or p.is_fifo() for p in kernel.rglob("*"))
+        autograded = graded["course"] / "autograded" / "outputs" / ASSIGNMENT
+        assert not any(p.is_symlink() or p.is_fifo() for p in autograded.rglob("*"))
         assert not (graded["course"] / "feedback" / "outputs" / ASSIGNMENT / "leak.txt").exists()
 
     def test_zip_bombs_are_refused_and_the_grader_stays_small(self, graded):
@@ -420,7 +420,7 @@ class TestHostileInputs:
         assert points(graded, "helper") == MAX, reason(graded, "helper")
         assert "helpers changed" not in reason(graded, "helper")
 
-    def test_the_kernel_runs_no_hidden_test_and_imports_nothing_of_the_grader(self, graded):
+    def test_the_notebook_runs_no_hidden_test_and_imports_nothing_of_the_grader(self, graded):
         hook = reports(graded, "helper")["hook"]
         assert any("ctc_grad" in cell for cell in hook["cells"])  # the hook saw the test cells
         for cell in hook["cells"]:

@@ -5,7 +5,7 @@ notebook, in ONE ``grade`` run per mode: as root (every job under a uid of its o
 unprivileged user (the grader run by root as a throwaway uid, as an instructor on a laptop runs
 it). Beside each run, a second ``grade`` run of one correct notebook goes on at the same time (two
 TAs on one server). Each test then reads the shared outcome: the grades, the reasons, what the
-attack cells reported from inside the kernel, and what changed outside the jobs.
+attack cells reported from inside the notebook's run, and what changed outside the jobs.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from _hostile import (
     Listener,
     as_user,
     grade_rows,
-    kernel_reports,
     mode_folder,
+    notebook_reports,
     release_notebook,
     report_code,
     solved_notebook,
@@ -271,7 +271,7 @@ def reports(graded, student) -> dict:
         result = json.loads((graded["course"] / "results" / ASSIGNMENT / f"{student}.json")
                             .read_text())
         pytest.fail(f"no autograded notebook for {student}: {result['notes']}")
-    return kernel_reports(path)
+    return notebook_reports(path)
 
 
 def test_summary_names_the_sandbox(graded):
@@ -299,7 +299,8 @@ def test_feedback_holds_no_hidden_test(graded, student):
 
 def test_a_job_sees_only_its_own_processes(graded):
     seen = reports(graded, "copier")["copier"]["processes"]
-    # bubblewrap's PID 1 and the kernel (with any helper it started); no grader, no classmate.
+    # bubblewrap's PID 1 and the notebook's run (with any helper it started); no grader, no
+    # classmate.
     assert len(seen) <= 4, seen
     assert not any("autograder.worker" in c or " grade " in c or "correct" in c
                    for c in seen.values()), seen
