@@ -183,19 +183,17 @@ class SanitizedHTMLExporter(HTMLExporter):
 
 
 def warm_up() -> None:
-    """Compile the templates of nbgrader's feedback page, configured as nbgrader configures them,
-    by rendering an empty notebook (a grading server does it once, before it forks workers)."""
+    """Compile the templates of nbgrader's feedback page, configured by nbgrader's own
+    ``GenerateFeedback``, by rendering an empty notebook (a grading server does it once, before
+    it forks workers)."""
     from nbformat.v4 import new_code_cell, new_notebook
-    from nbgrader.converters import generate_feedback
+    from nbgrader.converters import GenerateFeedback
+    from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
 
-    formgrader = Path(generate_feedback.__file__).parent.parent / "server_extensions" / "formgrader"
     config = Config()
-    config.HTMLExporter.template_name = "feedback"
-    config.HTMLExporter.extra_template_basedirs = [os.path.abspath(formgrader / "templates")]
-    config.HTMLExporter.extra_template_paths = [os.path.abspath(
-        formgrader / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
     config.HTMLExporter.sanitize_html = True
+    config = GenerateFeedback(coursedir=CourseDirectory(config=config), config=config).config
     page = new_notebook(cells=[new_code_cell("x = 1"), new_markdown_cell("*x*")])
     resources = {"nbgrader": {"notebook": "warm-up", "score": 0, "max_score": 0, "late_penalty": 0}}
     SanitizedHTMLExporter(config=config).from_notebook_node(page, resources)

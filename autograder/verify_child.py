@@ -169,12 +169,11 @@ def _run_cells(cells, timeout, capture, out_dir):
             signal.setitimer(signal.ITIMER_REAL, timeout)
             try:
                 result = shell.run_cell(source, store_history=True)
-            except _CellTimeout:  # between IPython's own handlers
-                result = None
-                notes.append(f"code cell {i + 1} ran longer than {timeout:g} s")
+                error = result.error_before_exec or result.error_in_exec
+            except _CellTimeout as raised:  # between IPython's own handlers
+                error = raised
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-            error = result and (result.error_before_exec or result.error_in_exec)
             if isinstance(error, _CellTimeout):
                 notes.append(f"code cell {i + 1} ran longer than {timeout:g} s")
                 current[0].outputs.append({"output_type": "error", "ename": "CellTimeoutError",

@@ -38,8 +38,7 @@ PRELOAD = (
     "numpy", "nbformat", "traitlets.config", "IPython.core.inputtransformer2",
     "sqlalchemy", "nbgrader.api", "nbgrader.apps", "nbgrader.coursedir",
     "nbgrader.preprocessors", "nbgrader.converters", "nbconvert.preprocessors",
-    "nbconvert.exporters", "nbclient", "jupyter_client", "jupyter_client.manager", "zmq",
-    "bs4", "nh3", "autograder.feedback", "autograder.worker",
+    "nbconvert.exporters", "bs4", "nh3", "autograder.feedback", "autograder.worker",
 )
 REPLY_MARGIN_S = 60  # how long past a job's time limit the engine waits for the server's answer
 
@@ -149,7 +148,7 @@ def _wait(pid: int, time_limit: float) -> int:
     every sandbox it started); its exit status as :mod:`subprocess` gives it."""
     pidfd = os.pidfd_open(pid)
     try:
-        ready, _, _ = select.select([pidfd], [], [], time_limit)
+        select.select([pidfd], [], [], time_limit)
         # Unreaped, its pid (and session id) cannot have been reused.
         kill_group(pid)
         _, status = os.waitpid(pid, 0)
